@@ -1,0 +1,173 @@
+"""The one command line: ``recouvrement``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime
+from typing import Annotated, Optional
+
+import typer
+
+from app.config import get_settings
+from app.context import Context, build_context
+from app.inbox import service as inbox
+from app.inbox.flows import poll_once
+from app.inbox.models import EventState
+from app.processing.flows import work
+from integrations.redmine.interface import RedmineError
+from integrations.redmine.schema import build_spec
+
+cli = typer.Typer(help="Recouvrement : procédure de recouvrement des impayés, au côté de Redmine.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+redmine_cli = typer.Typer(help="Le Redmine : schéma attendu et vérification.", no_args_is_help=True)
+events_cli = typer.Typer(help="Les événements reçus (liste par défaut).")
+cli.add_typer(redmine_cli, name="redmine")
+cli.add_typer(events_cli, name="events")
+
+NowOption = Annotated[
+    Optional[str],
+    typer.Option("--now", help="Instant à prendre pour « maintenant » (ISO 8601, ex. 2027-01-15T09:00:00+01:00)"),
+]
+
+
+def _parse_now(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"--now : date ISO 8601 attendue, reçu {value!r}") from None
+
+
+def _context(now: str | None = None, migrate: bool = True) -> Context:
+    ctx = build_context(get_settings(), _parse_now(now))
+    if migrate:
+        ctx.db.migrate()
+    return ctx
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"erreur : {message}", err=True)
+    raise typer.Exit(2)
+
+
+@cli.callback()
+def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@cli.command()
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """API (webhooks, santé) + worker + lecture périodique de Redmine, dans un processus."""
+    import uvicorn
+
+    from app.main import create_app
+
+    ctx = _context()
+    uvicorn.run(create_app(ctx, run_jobs=True), host=host, port=port, log_level="info")
+
+
+@cli.command()
+def migrate() -> None:
+    """Appliquer les migrations de la base."""
+    _context()
+    typer.echo("base à jour")
+
+
+@cli.command()
+def sync(now: NowOption = None,
+         no_work: Annotated[bool, typer.Option("--no-work", help="Mettre en file sans traiter")] = False) -> None:
+    """Lire une fois les tickets modifiés dans Redmine, puis traiter la file."""
+    ctx = _context(now)
+    try:
+        report = poll_once(ctx)
+    except RedmineError as exc:
+        _fail(str(exc))
+    typer.echo(f"lecture : {report.changed} ticket(s) modifié(s), {report.read} relu(s), {report.queued} en file")
+    if not no_work:
+        typer.echo(f"traitement : {work(ctx).processed} événement(s)")
+
+
+@cli.command()
+def worker(now: NowOption = None,
+           once: Annotated[bool, typer.Option("--once", help="Traiter ce qui est dû, puis s'arrêter")] = False) -> None:
+    """Traiter les événements en file."""
+    ctx = _context(now)
+    if once:
+        typer.echo(f"traitement : {work(ctx).processed} événement(s)")
+        return
+    import time
+
+    while True:  # the standalone worker; `serve` runs the same job on its scheduler
+        if work(ctx).processed == 0:
+            time.sleep(ctx.settings.worker.work_interval_seconds)
+
+
+@events_cli.callback(invoke_without_command=True)
+def events_list(
+    typer_ctx: typer.Context,
+    state: Annotated[Optional[EventState], typer.Option(help="pending, processing, done ou failed")] = None,
+    limit: int = 50,
+) -> None:
+    """Lister les événements reçus, avec leur état et leur erreur."""
+    if typer_ctx.invoked_subcommand:
+        return
+    ctx = _context()
+    counts = inbox.count_by_state(ctx.db)
+    typer.echo(" ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "aucun événement")
+    for e in inbox.list_events(ctx.db, state, limit):
+        line = (f"#{e.id:<5} {e.state.value:<10} ticket #{e.issue_id:<6} {e.event_type:<14} {e.source:<8} "
+                f"reçu {e.received_at:%Y-%m-%d %H:%M:%S} essais={e.attempts}")
+        typer.echo(line)
+        if e.last_error:
+            typer.echo(f"       erreur : {e.last_error}")
+        if e.result:
+            typer.echo(f"       résultat : {e.result}")
+
+
+@events_cli.command("retry")
+def events_retry(ids: Annotated[Optional[list[int]], typer.Argument(help="Événements (tous les échecs si absent)")] = None,
+                 now: NowOption = None) -> None:
+    """Remettre en file des événements en échec."""
+    ctx = _context(now)
+    typer.echo(f"{inbox.retry_failed(ctx.db, ctx.clock.now(), ids)} événement(s) remis en file")
+
+
+@redmine_cli.command("check")
+def redmine_check() -> None:
+    """Vérifier que Redmine a chaque tracker, champ et statut nécessaires."""
+    ctx = _context(migrate=False)
+    try:
+        ctx.redmine.ping()
+        report = ctx.redmine.check_schema()
+    except RedmineError as exc:
+        _fail(str(exc))
+    for label, names in (("tracker manquant", report.missing_trackers),
+                         ("champ personnalisé manquant", report.missing_fields),
+                         ("statut manquant", report.missing_statuses),
+                         ("champ à corriger", report.field_problems)):
+        for name in names:
+            typer.echo(f"{label} : {name}")
+    for note in report.notes:
+        typer.echo(f"note : {note}")
+    if not report.ok:
+        _fail("schéma Redmine incomplet (voir integrations/redmine/provision.rb)")
+    typer.echo(f"Redmine conforme : projet {ctx.settings.project}, {len(build_spec(ctx.settings).trackers)} trackers")
+
+
+@redmine_cli.command("spec")
+def redmine_spec() -> None:
+    """Le schéma attendu, en JSON, pour integrations/redmine/provision.rb."""
+    typer.echo(json.dumps(build_spec(get_settings()).as_json_dict(), ensure_ascii=False, indent=2))
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""All settings of the service, in one place.
+
+Environment variables (prefix ``RECOUVREMENT_``, nested with ``__``) carry the deployment
+settings and the secrets, and win over an optional YAML file (``RECOUVREMENT_CONFIG_FILE``)
+that carries the Redmine names, the routing and the procedure's amounts and delays. Every
+amount has the seed's value as its default (see ``../shared/domain/procedure.md``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_FILE_ENV = "RECOUVREMENT_CONFIG_FILE"
+
+
+class YamlFileSource(PydanticBaseSettingsSource):
+    """The YAML file named by RECOUVREMENT_CONFIG_FILE; below the environment in priority."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get(CONFIG_FILE_ENV)
+        if not path:
+            return {}
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"fichier de configuration illisible {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ValueError(f"fichier de configuration {path}: un dictionnaire YAML est attendu")
+        return data
+
+
+class TrackerNames(BaseModel):
+    """Redmine trackers, by role in the procedure."""
+
+    mandate_register: str = "Registre des mandats"
+    litigation: str = "Contentieux"
+    funds_request: str = "Demande de fonds"
+    assignation: str = "Assignation"
+    injunction: str = "Injonction de payer"
+    execution: str = "Exécution"
+    eviction: str = "Expulsion"
+    supplier_payment: str = "Paiement fournisseur"
+    mandate_loss: str = "Perte de mandat"
+    fee_cancellation: str = "Annulation frais"
+    debt_writeoff: str = "Annulation dette"
+    prevention_reminder: str = "Relance impayés"
+    task: str = "Tâche gestionnaire"
+
+
+class FieldNames(BaseModel):
+    """Issue custom fields, by role in the procedure."""
+
+    mandate_number: str = "N° mandat"
+    tenant_ref: str = "Réf. locataire"
+    owner_ref: str = "Réf. propriétaire"
+    debtors: str = "Débiteurs"
+    tenant_in_premises: str = "Locataire dans les lieux"
+    lease_type: str = "Type de bail"
+    debt_amount: str = "Montant de la dette"
+    rent_only_debt: str = "Dette de loyers uniquement"
+    gli_lot: str = "Lot sous GLI"
+    owner_account: str = "Compte propriétaire"
+    last_unpaid_date: str = "Date du dernier impayé"
+    starred_tenant: str = "Locataire étoilé"
+    owner_written_refusal: str = "Refus écrit du propriétaire"
+    requested_amount: str = "Montant demandé"
+    operation_key: str = "Clé d'opération"
+
+
+class StatusNames(BaseModel):
+    new: str = "Nouveau"
+    in_progress: str = "En cours"
+    closed: str = "Fermé"
+
+
+class ListValues(BaseModel):
+    """Values of the list custom fields, as users pick them."""
+
+    owner_account_credit: str = "Créditeur"
+    owner_account_debit: str = "Débiteur"
+    lease_residential: str = "Habitation"
+    lease_commercial: str = "Commercial"
+
+
+class Routing(BaseModel):
+    """Who receives which ticket: Redmine group or user names (login or group name)."""
+
+    litigation_group: str = "Contentieux"
+    back_office_group: str = "Back office"
+    accounting_group: str = "Comptabilité"
+    management_group: str = "DG"
+    agencies: list[str] = ["Agence Centre", "Agence Nord", "Agence Sud"]
+
+
+class Procedure(BaseModel):
+    """Amounts and delays of the procedure; defaults are the seed's figures."""
+
+    act_cost_per_party_eur: Decimal = Decimal("300")  # C-5
+    assignation_cost_eur: Decimal = Decimal("1500")  # C-13
+    injunction_cost_eur: Decimal = Decimal("400")  # C-24
+    injunction_ceiling_eur: Decimal = Decimal("4000")  # C-22
+    execution_cost_eur: Decimal = Decimal("400")  # C-26
+    eviction_order_cost_eur: Decimal = Decimal("300")  # C-27
+    public_force_cost_eur: Decimal = Decimal("3000")  # C-27
+    litigation_after_unpaid_months: int = 3  # C-3
+
+
+class Worker(BaseModel):
+    max_attempts: int = 8
+    backoff_base_seconds: int = 30
+    backoff_max_seconds: int = 3600
+    lease_seconds: int = 300
+    poll_interval_seconds: int = 60
+    work_interval_seconds: int = 5
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECOUVREMENT_", env_nested_delimiter="__")
+
+    redmine_url: str = "http://127.0.0.1:3000"
+    redmine_api_key: SecretStr = SecretStr("")
+    webhook_secret: SecretStr | None = None
+    database_url: str = "sqlite:///recouvrement.db"
+    project: str = "gestion"
+    now: datetime | None = Field(default=None, description="Fixed 'now' for a whole process")
+    timezone: str = "Europe/Paris"
+    webhook_max_bytes: int = 1_048_576
+    redmine_timeout_seconds: float = 15.0
+
+    trackers: TrackerNames = TrackerNames()
+    fields: FieldNames = FieldNames()
+    statuses: StatusNames = StatusNames()
+    values: ListValues = ListValues()
+    routing: Routing = Routing()
+    procedure: Procedure = Procedure()
+    worker: Worker = Worker()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlFileSource(settings_cls))
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,50 @@
+"""Effects on Redmine that are safe to repeat: each first looks in Redmine itself.
+
+A lost local database, a crash between a Redmine write and the local commit, or two
+workers never duplicate a note or a ticket:
+- a note carries a marker ``(réf. automate : KEY)`` and is not posted when a journal
+  of the issue already has it;
+- a ticket carries its operation key in the ``Clé d'opération`` custom field (used as a
+  filter) and is not created when Redmine already holds one with that key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+
+from app.context import Context
+from integrations.redmine.interface import Issue, NewIssue
+
+
+def digest(*parts: object) -> str:
+    """A short stable hash of what a note says, so a changed situation gets a new note."""
+    raw = json.dumps(parts, default=str, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(raw.encode()).hexdigest()[:10]
+
+
+def note_marker(key: str) -> str:
+    return f"(réf. automate : {key})"
+
+
+def has_note(issue: Issue, key: str) -> bool:
+    marker = note_marker(key)
+    return any(marker in journal.notes for journal in issue.journals)
+
+
+def note_once(ctx: Context, issue: Issue, key: str, text: str, assign_to: int | None = None) -> bool:
+    """Post the note (and the assignment with it) unless a journal already carries the key."""
+    if has_note(issue, key):
+        return False
+    ctx.redmine.update_issue(issue.id, notes=f"{text}\n\n{note_marker(key)}", assigned_to_id=assign_to)
+    return True
+
+
+def ensure_ticket(ctx: Context, key: str, new: NewIssue) -> tuple[Issue, bool]:
+    """The ticket with this operation key: found in Redmine, or created with the key."""
+    field = ctx.settings.fields.operation_key
+    existing = ctx.redmine.find_issues(new.tracker, field, key)
+    if existing:
+        return existing[0], False
+    return ctx.redmine.create_issue(replace(new, custom_fields={**new.custom_fields, field: key})), True

@@ -1,0 +1,148 @@
+"""How Redmine events enter the inbox: webhook deliveries (verified, parsed) and polling.
+
+Both paths produce the same event for the same change (same dedup key), so a change
+seen by both is processed once. The event is only a hint "issue N changed": processing
+re-reads the issue from Redmine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+
+from app.context import Context
+from app.inbox import service
+from integrations.redmine.interface import Issue
+
+SIGNATURE_HEADER = "X-Redmine-Signature-256"
+NATIVE_TYPES = {"issue.created", "issue.updated"}
+PLUGIN_ACTIONS = {"opened": "issue.created", "updated": "issue.updated"}
+
+
+class IntakeError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    dedup_key: str
+    source: str
+    event_type: str
+    issue_id: int
+    journal_id: int | None
+    payload: str
+
+
+def verify_signature(body: bytes, header: str | None, secret: str) -> None:
+    """``X-Redmine-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>``, compared in constant time."""
+    if not header:
+        raise IntakeError(401, f"signature absente : en-tête {SIGNATURE_HEADER} attendu")
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(header.strip().encode(), expected.encode()):
+        raise IntakeError(401, "signature invalide")
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise IntakeError(400, f"{what} : entier positif attendu")
+    return value
+
+
+def _journal_id(journal: object) -> int | None:
+    if journal is None:
+        return None
+    if not isinstance(journal, dict):
+        raise IntakeError(400, "journal : objet attendu")
+    if journal.get("id") is None:
+        return None
+    return _positive_int(journal.get("id"), "journal.id")
+
+
+def parse_delivery(body: bytes) -> ParsedEvent:
+    """A webhook body, native (Redmine ≥ 7) or plugin format, as an inbox event."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntakeError(400, f"JSON invalide : {exc}") from None
+    if not isinstance(document, dict):
+        raise IntakeError(400, "objet JSON attendu")
+
+    if "type" in document and "data" in document:  # native
+        event_type = document["type"]
+        if event_type not in NATIVE_TYPES:
+            raise IntakeError(400, f"type d'événement non pris en charge : {str(event_type)[:40]!r}")
+        data = document["data"]
+        if not isinstance(data, dict):
+            raise IntakeError(400, "data : objet attendu")
+        issue, journal = data.get("issue"), data.get("journal")
+    elif "payload" in document:  # redmine_webhook plugin
+        payload = document["payload"]
+        if not isinstance(payload, dict):
+            raise IntakeError(400, "payload : objet attendu")
+        action = payload.get("action")
+        if action not in PLUGIN_ACTIONS:
+            raise IntakeError(400, f"action non prise en charge : {str(action)[:40]!r}")
+        event_type = PLUGIN_ACTIONS[action]
+        issue, journal = payload.get("issue"), payload.get("journal")
+    else:
+        raise IntakeError(400, "format inconnu : attendu {type, data} (webhook Redmine) ou {payload} (plugin)")
+
+    if not isinstance(issue, dict):
+        raise IntakeError(400, "issue : objet attendu")
+    issue_id = _positive_int(issue.get("id"), "issue.id")
+    journal_id = _journal_id(journal)
+    return ParsedEvent(
+        dedup_key=dedup_key(event_type, issue_id, journal_id, body),
+        source="webhook",
+        event_type=event_type,
+        issue_id=issue_id,
+        journal_id=journal_id,
+        payload=body.decode("utf-8"),
+    )
+
+
+def dedup_key(event_type: str, issue_id: int, journal_id: int | None, body: bytes | None = None) -> str:
+    """Redmine sends no delivery id: type + issue + journal; the body's hash when an update has no journal."""
+    if journal_id is not None:
+        return f"{event_type}:{issue_id}:{journal_id}"
+    if event_type == "issue.created" or body is None:
+        return f"{event_type}:{issue_id}:-"
+    return f"{event_type}:{issue_id}:body-{hashlib.sha256(body).hexdigest()[:32]}"
+
+
+def event_from_issue(issue: Issue) -> ParsedEvent:
+    """The event polling derives from an issue as Redmine returns it: the same key as the
+    webhook Redmine would have sent for its latest change."""
+    journal_id = issue.last_journal_id
+    event_type = "issue.created" if journal_id is None else "issue.updated"
+    payload = json.dumps({"source": "poll", "issue": {"id": issue.id, "updated_on": issue.updated_on.isoformat()}})
+    return ParsedEvent(dedup_key(event_type, issue.id, journal_id), "poll", event_type, issue.id, journal_id, payload)
+
+
+@dataclass(frozen=True)
+class PollReport:
+    changed: int
+    read: int
+    queued: int
+
+
+def poll_once(ctx: Context) -> PollReport:
+    """Read the issues updated since the cursor and queue an event for each new change.
+    The cursor moves after each issue, so a crash mid-poll resumes where it stopped."""
+    project = ctx.settings.project
+    since = service.poll_cursor(ctx.db, project)
+    stamps = ctx.redmine.changed_since(since)
+    seen = service.polled_versions(ctx.db, [s.id for s in stamps])
+    read = queued = 0
+    for stamp in stamps:
+        if seen.get(stamp.id) != stamp.updated_on:
+            issue = ctx.redmine.get_issue(stamp.id)
+            read += 1
+            queued += service.record_polled(ctx.db, event_from_issue(issue), issue.updated_on, ctx.clock.now())
+        service.advance_cursor(ctx.db, project, stamp.updated_on)
+    return PollReport(changed=len(stamps), read=read, queued=queued)

@@ -1,0 +1,62 @@
+"""The durable inbox: every Redmine event, from a webhook or from polling, before any effect."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Enum, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.database import Base, UTCDateTime
+
+
+class EventState(str, enum.Enum):
+    pending = "pending"
+    processing = "processing"
+    done = "done"
+    failed = "failed"
+
+
+class InboxEvent(Base):
+    __tablename__ = "inbox_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Redmine sends no delivery id: type + issue id + journal id (hash of the body as fallback).
+    dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(String(20))  # webhook | poll | internal
+    event_type: Mapped[str] = mapped_column(String(40))
+    issue_id: Mapped[int] = mapped_column(Integer)
+    journal_id: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[EventState] = mapped_column(Enum(EventState, native_enum=False, length=20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_inbox_events_state_next", "state", "next_attempt_at"),
+        Index("ix_inbox_events_issue", "issue_id", "id"),
+    )
+
+
+class PollCursor(Base):
+    """Where polling stopped: Redmine's own updated_on of the newest issue seen."""
+
+    __tablename__ = "poll_cursor"
+
+    project: Mapped[str] = mapped_column(String(100), primary_key=True)
+    updated_since: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PolledIssue(Base):
+    """The last updated_on seen per issue, so a re-read second is not fetched again."""
+
+    __tablename__ = "polled_issues"
+
+    issue_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    updated_on: Mapped[datetime] = mapped_column(UTCDateTime)

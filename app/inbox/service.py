@@ -1,0 +1,162 @@
+"""Queries on the inbox: store once, claim in order per issue, finish, retry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased
+
+from app.database import Database
+from app.inbox.models import EventState, InboxEvent, PollCursor, PolledIssue
+
+if TYPE_CHECKING:
+    from app.inbox.flows import ParsedEvent
+
+
+@dataclass(frozen=True)
+class Stored:
+    event_id: int
+    created: bool
+
+
+def _insert_ignoring_duplicates(session: Session, model, values: dict, key: str):
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=[key]))
+
+
+def _store(session: Session, event: ParsedEvent, now: datetime) -> Stored:
+    result = _insert_ignoring_duplicates(
+        session,
+        InboxEvent,
+        dict(dedup_key=event.dedup_key, source=event.source, event_type=event.event_type,
+             issue_id=event.issue_id, journal_id=event.journal_id, payload=event.payload,
+             received_at=now, state=EventState.pending, attempts=0, next_attempt_at=now),
+        "dedup_key",
+    )
+    event_id = session.scalar(select(InboxEvent.id).where(InboxEvent.dedup_key == event.dedup_key))
+    return Stored(event_id=event_id, created=result.rowcount == 1)
+
+
+def store_event(db: Database, event: ParsedEvent, now: datetime) -> Stored:
+    """Durably store the event (committed on return); a repeated key stores nothing."""
+    with db.session() as session:
+        return _store(session, event, now)
+
+
+def record_polled(db: Database, event: ParsedEvent, updated_on: datetime, now: datetime) -> int:
+    """Store a polled event and remember the version read, in one transaction; 1 if queued."""
+    with db.session() as session:
+        stored = _store(session, event, now)
+        row = session.get(PolledIssue, event.issue_id)
+        if row is None:
+            session.add(PolledIssue(issue_id=event.issue_id, updated_on=updated_on))
+        else:
+            row.updated_on = updated_on
+        return int(stored.created)
+
+
+def poll_cursor(db: Database, project: str) -> datetime | None:
+    with db.session() as session:
+        row = session.get(PollCursor, project)
+        return row.updated_since if row else None
+
+
+def advance_cursor(db: Database, project: str, updated_on: datetime) -> None:
+    with db.session() as session:
+        row = session.get(PollCursor, project)
+        if row is None:
+            session.add(PollCursor(project=project, updated_since=updated_on))
+        elif updated_on > row.updated_since:
+            row.updated_since = updated_on
+
+
+def polled_versions(db: Database, issue_ids: list[int]) -> dict[int, datetime]:
+    if not issue_ids:
+        return {}
+    with db.session() as session:
+        rows = session.execute(select(PolledIssue.issue_id, PolledIssue.updated_on)
+                               .where(PolledIssue.issue_id.in_(issue_ids)))
+        return dict(rows.tuples().all())
+
+
+def claim_next(db: Database, now: datetime, lease_seconds: int) -> InboxEvent | None:
+    """Take the oldest due event whose issue has no earlier unfinished event (order per
+    issue), with a lease: a worker that dies mid-event leaves it to be taken again."""
+    earlier = aliased(InboxEvent)
+    with db.session() as session:
+        session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.state == EventState.processing, InboxEvent.lease_until < now)
+            .values(state=EventState.pending, lease_until=None)
+        )
+        for _ in range(5):  # another worker may win the race for a candidate
+            candidate = session.scalar(
+                select(InboxEvent.id)
+                .where(InboxEvent.state == EventState.pending, InboxEvent.next_attempt_at <= now)
+                .where(~exists().where(
+                    earlier.issue_id == InboxEvent.issue_id,
+                    earlier.id < InboxEvent.id,
+                    earlier.state.in_([EventState.pending, EventState.processing]),
+                ))
+                .order_by(InboxEvent.id)
+                .limit(1)
+            )
+            if candidate is None:
+                return None
+            claimed = session.execute(
+                update(InboxEvent)
+                .where(InboxEvent.id == candidate, InboxEvent.state == EventState.pending)
+                .values(state=EventState.processing, attempts=InboxEvent.attempts + 1,
+                        lease_until=now + timedelta(seconds=lease_seconds))
+            )
+            if claimed.rowcount == 1:
+                session.commit()
+                return session.get(InboxEvent, candidate)
+        return None
+
+
+def finish(db: Database, event_id: int, result: str, now: datetime) -> None:
+    with db.session() as session:
+        session.execute(update(InboxEvent).where(InboxEvent.id == event_id).values(
+            state=EventState.done, result=result[:4000], last_error=None, lease_until=None, finished_at=now))
+
+
+def postpone(db: Database, event_id: int, error: str, next_attempt_at: datetime) -> None:
+    with db.session() as session:
+        session.execute(update(InboxEvent).where(InboxEvent.id == event_id).values(
+            state=EventState.pending, last_error=error[:4000], lease_until=None, next_attempt_at=next_attempt_at))
+
+
+def fail(db: Database, event_id: int, error: str, now: datetime) -> None:
+    with db.session() as session:
+        session.execute(update(InboxEvent).where(InboxEvent.id == event_id).values(
+            state=EventState.failed, last_error=error[:4000], lease_until=None, finished_at=now))
+
+
+def retry_failed(db: Database, now: datetime, event_ids: list[int] | None = None) -> int:
+    """Put failed events back in the queue (all, or those given), attempts reset."""
+    with db.session() as session:
+        query = update(InboxEvent).where(InboxEvent.state == EventState.failed)
+        if event_ids:
+            query = query.where(InboxEvent.id.in_(event_ids))
+        return session.execute(query.values(state=EventState.pending, attempts=0, next_attempt_at=now,
+                                            finished_at=None)).rowcount
+
+
+def list_events(db: Database, state: EventState | None = None, limit: int = 50) -> list[InboxEvent]:
+    with db.session() as session:
+        query = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(limit)
+        if state is not None:
+            query = query.where(InboxEvent.state == state)
+        return list(session.scalars(query))
+
+
+def count_by_state(db: Database) -> dict[str, int]:
+    with db.session() as session:
+        rows = session.execute(select(InboxEvent.state, func.count()).group_by(InboxEvent.state))
+        return {state.value: n for state, n in rows}

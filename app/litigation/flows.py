@@ -1,0 +1,145 @@
+"""Opening of a litigation file (procedure 20 05 08 02), rules C-1 … C-6 and C-9.
+
+State-based: each run re-reads the ticket, computes what should exist and creates only
+what is missing, so replays and the service's own changes coming back end in no-ops.
+"""
+
+from __future__ import annotations
+
+from app.context import Context
+from app.effects import digest, ensure_ticket, note_once
+from app.litigation.case import LitigationFile, OpeningAnalysis, analyse_opening, read_litigation_file
+from app.templates import render
+from integrations.redmine.interface import Issue, NewIssue, RedmineRejected
+
+
+def reconcile_litigation(ctx: Context, issue: Issue) -> str:
+    """Everything the opening of this litigation ticket calls for; returns what was done."""
+    s = ctx.settings
+    file = read_litigation_file(issue, s)
+    done: list[str] = []
+
+    register = None
+    if file.mandate_number:
+        register = _find_register(ctx, issue, file.mandate_number, done)
+        if register is None:
+            return "; ".join(done) or "registre absent (déjà signalé)"
+        if issue.parent_id != register.id:  # C-2, C-9
+            ctx.redmine.update_issue(issue.id, parent_id=register.id)
+            done.append(f"rattaché au registre #{register.id}")
+
+    if not file.complete:
+        text = render("litigation_incomplete", problems=file.problems)
+        if _note_to_author(ctx, issue, f"C-4/dossier-incomplet/{digest(file.problems)}", text):
+            done.append("dossier incomplet signalé")
+        return "; ".join(done) or "dossier incomplet (déjà signalé)"
+
+    assert register is not None  # a complete file has a mandate number
+    analysis = analyse_opening(file, s.procedure)
+    # The gestionnaire of the mandate is the register's assignee; without one, litigation.
+    gestionnaire = register.assigned_to_id or ctx.principal(s.routing.litigation_group)
+
+    funds_request_id = None
+    if analysis.funds_request_needed:  # C-6
+        funds, created = ensure_ticket(ctx, f"C-6/demande-fonds/{issue.id}", _funds_request(ctx, file, analysis, gestionnaire))
+        funds_request_id = funds.id
+        if created:
+            done.append(f"demande de fonds #{funds.id}")
+
+    task, created = ensure_ticket(ctx, f"C-1/information-ouverture/{issue.id}", _owner_task(ctx, file, analysis, gestionnaire))
+    if created:
+        done.append(f"tâche d'information du propriétaire #{task.id}")
+
+    text = render(
+        "litigation_opening_analysis",
+        act=analysis.act.value,
+        in_premises=file.tenant_in_premises,
+        parties=analysis.parties,
+        cost_per_act=analysis.cost_per_act,
+        estimated_cost=analysis.estimated_cost,
+        debt=file.debt,
+        funds_request_id=funds_request_id,
+        owner_task_id=task.id,
+        register_id=register.id,
+        unassigned_register_group=None if register.assigned_to_id else s.routing.litigation_group,
+    )
+    key = f"C-4/analyse/{digest(analysis, funds_request_id, task.id)}"
+    if note_once(ctx, issue, key, text):
+        done.append(f"analyse : {analysis.act.value}, {len(analysis.parties)} partie(s)")
+    return "; ".join(done) or "rien à faire"
+
+
+def reconcile_register(ctx: Context, register: Issue) -> str:
+    """A register ticket appeared or changed: attach the litigation tickets of its mandate
+    that were waiting for it (C-2, C-9)."""
+    s = ctx.settings
+    number = register.field(s.fields.mandate_number)
+    if not number:
+        return "registre sans numéro de mandat"
+    waiting = [i for i in ctx.redmine.find_issues(s.trackers.litigation, s.fields.mandate_number, number)
+               if i.parent_id != register.id]
+    results = [f"#{i.id} : {reconcile_litigation(ctx, ctx.redmine.get_issue(i.id))}" for i in waiting]
+    return "; ".join(results) or "aucun contentieux en attente"
+
+
+def _find_register(ctx: Context, issue: Issue, number: str, done: list[str]) -> Issue | None:
+    s = ctx.settings
+    registers = ctx.redmine.find_issues(s.trackers.mandate_register, s.fields.mandate_number, number)
+    if len(registers) == 1:
+        return registers[0]
+    if not registers:
+        text = render("litigation_missing_register", register_tracker=s.trackers.mandate_register,
+                      field=s.fields.mandate_number, mandate_number=number)
+        if _note_to_author(ctx, issue, f"C-9/registre-absent/{digest(number)}", text):
+            done.append(f"registre du mandat {number} introuvable : signalé à l'auteur")
+    else:
+        ids = [r.id for r in registers]
+        text = render("litigation_ambiguous_register", registers=ids, field=s.fields.mandate_number,
+                      mandate_number=number)
+        if _note_to_author(ctx, issue, f"C-9/registres-multiples/{digest(number, ids)}", text):
+            done.append(f"plusieurs registres pour le mandat {number} : signalé à l'auteur")
+    return None
+
+
+def _note_to_author(ctx: Context, issue: Issue, key: str, text: str) -> bool:
+    """Post the note and send the ticket back to its author; to the litigation group when
+    Redmine refuses the author as assignee (not a member with an assignable role)."""
+    try:
+        return note_once(ctx, issue, key, text, assign_to=issue.author_id)
+    except RedmineRejected:
+        group = ctx.settings.routing.litigation_group
+        fallback = f"{text}\n\nL'auteur ne peut pas recevoir ce ticket : il est assigné au groupe {group}."
+        return note_once(ctx, issue, key, fallback, assign_to=ctx.principal(group))
+
+
+def _funds_request(ctx: Context, file: LitigationFile, analysis: OpeningAnalysis, assignee: int | None) -> NewIssue:
+    s = ctx.settings
+    return NewIssue(
+        tracker=s.trackers.funds_request,
+        subject=f"Demande de fonds — contentieux #{file.issue_id} — mandat {file.mandate_number}",
+        description=render(
+            "funds_request", litigation_id=file.issue_id, mandate_number=file.mandate_number,
+            owner_ref=file.owner_ref, act=analysis.act.value, amount=analysis.estimated_cost,
+            acts=len(analysis.parties), cost_per_act=analysis.cost_per_act,
+        ),
+        parent_id=file.issue_id,
+        assigned_to_id=assignee,
+        custom_fields={s.fields.mandate_number: file.mandate_number,
+                       s.fields.requested_amount: str(analysis.estimated_cost)},
+    )
+
+
+def _owner_task(ctx: Context, file: LitigationFile, analysis: OpeningAnalysis, assignee: int | None) -> NewIssue:
+    s = ctx.settings
+    return NewIssue(
+        tracker=s.trackers.task,
+        subject=f"Informer le propriétaire — ouverture du contentieux #{file.issue_id}",
+        description=render(
+            "owner_information_task", litigation_id=file.issue_id, mandate_number=file.mandate_number,
+            owner_ref=file.owner_ref, tenant_ref=file.tenant_ref, act=analysis.act.value,
+            parties=analysis.parties, estimated_cost=analysis.estimated_cost,
+        ),
+        parent_id=file.issue_id,
+        assigned_to_id=assignee,
+        custom_fields={s.fields.mandate_number: file.mandate_number},
+    )

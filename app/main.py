@@ -1,0 +1,60 @@
+"""The HTTP application, and the periodic jobs that `recouvrement serve` runs beside it.
+
+APScheduler only drives periodic scans; the database is the source of truth (the inbox
+here, deadlines later), so a missed or doubled run loses or repeats nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from fastapi import FastAPI
+
+from app.context import Context
+from app.health.views import router as health_router
+from app.inbox.scheduled import poll_job
+from app.inbox.views import router as inbox_router
+from app.processing.scheduled import work_job
+
+log = logging.getLogger(__name__)
+
+
+def make_scheduler(ctx: Context) -> BackgroundScheduler:
+    w = ctx.settings.worker
+    scheduler = BackgroundScheduler(timezone=ctx.settings.timezone)
+    # In-memory jobs only; coalesce and no misfire limit: a late scan simply runs once.
+    common = dict(max_instances=1, coalesce=True, misfire_grace_time=None)
+    scheduler.add_job(work_job, "interval", seconds=w.work_interval_seconds, args=[ctx], id="work", **common)
+    scheduler.add_job(poll_job, "interval", seconds=w.poll_interval_seconds, args=[ctx], id="poll",
+                      next_run_time=datetime.now(UTC), **common)
+    return scheduler
+
+
+def create_app(ctx: Context, run_jobs: bool = False) -> FastAPI:
+    scheduler = make_scheduler(ctx) if run_jobs else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if ctx.settings.webhook_secret is None:
+            log.warning("RECOUVREMENT_WEBHOOK_SECRET absent : les webhooks ne sont pas authentifiés")
+        if scheduler:
+            scheduler.start()
+        yield
+        if scheduler:
+            scheduler.shutdown(wait=True)
+
+    app = FastAPI(title="Recouvrement", version="0.1.0", lifespan=lifespan)
+    app.state.ctx = ctx
+
+    def wake_worker() -> None:
+        if scheduler and scheduler.running:
+            scheduler.modify_job("work", next_run_time=datetime.now(UTC))
+
+    app.state.wake_worker = wake_worker
+    app.include_router(health_router)
+    app.include_router(inbox_router)
+    return app

@@ -1,0 +1,75 @@
+"""The worker: take inbox events in order, turn each into the flow of its ticket's tracker,
+and decide what a failure means (retry with backoff, or failed for a human to look at)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from app.context import Context
+from app.inbox import service
+from app.inbox.models import InboxEvent
+from app.litigation.flows import reconcile_litigation, reconcile_register
+from integrations.redmine.interface import RedmineNotFound, RedmineUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def process_issue(ctx: Context, issue_id: int) -> str:
+    """Re-read the issue (the event is only a hint) and run the flow of its tracker."""
+    try:
+        issue = ctx.redmine.get_issue(issue_id)
+    except RedmineNotFound:
+        return f"ticket #{issue_id} introuvable (supprimé, ou invisible pour le compte du service) : ignoré"
+    if issue.project_id != ctx.redmine.project_id:
+        return f"ticket #{issue_id} d'un autre projet : ignoré"
+    trackers = ctx.settings.trackers
+    if issue.tracker == trackers.litigation:
+        return reconcile_litigation(ctx, issue)
+    if issue.tracker == trackers.mandate_register:
+        return reconcile_register(ctx, issue)
+    return f"tracker « {issue.tracker} » : rien à faire"
+
+
+def backoff(ctx: Context, attempts: int) -> timedelta:
+    w = ctx.settings.worker
+    return timedelta(seconds=min(w.backoff_base_seconds * 2 ** (attempts - 1), w.backoff_max_seconds))
+
+
+def handle(ctx: Context, event: InboxEvent) -> None:
+    now = ctx.clock.now()
+    try:
+        result = process_issue(ctx, event.issue_id)
+    except RedmineUnavailable as exc:
+        # Redmine down or 5xx: the event waits; failed only after max_attempts.
+        error = str(exc)
+        if event.attempts >= ctx.settings.worker.max_attempts:
+            service.fail(ctx.db, event.id, f"{error} (après {event.attempts} tentatives)", now)
+        else:
+            service.postpone(ctx.db, event.id, error, now + backoff(ctx, event.attempts))
+        log.warning("événement %s (ticket #%s) : %s", event.id, event.issue_id, error)
+    except Exception as exc:  # a refusal, a missing schema, or a bug: a human must look
+        error = f"{type(exc).__name__}: {exc}"
+        service.fail(ctx.db, event.id, error, now)
+        log.error("événement %s (ticket #%s) en échec : %s", event.id, event.issue_id, error)
+    else:
+        service.finish(ctx.db, event.id, result, now)
+        log.info("événement %s (ticket #%s) : %s", event.id, event.issue_id, result)
+
+
+@dataclass(frozen=True)
+class WorkReport:
+    processed: int
+
+
+def work(ctx: Context, limit: int | None = None) -> WorkReport:
+    """Process the due events, one at a time, until none is left (or ``limit``)."""
+    processed = 0
+    while limit is None or processed < limit:
+        event = service.claim_next(ctx.db, ctx.clock.now(), ctx.settings.worker.lease_seconds)
+        if event is None:
+            break
+        handle(ctx, event)
+        processed += 1
+    return WorkReport(processed)

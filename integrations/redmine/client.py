@@ -1,0 +1,255 @@
+"""The Redmine capability over REST, with python-redmine as the HTTP engine.
+
+Known Redmine pitfalls handled here (verified in Redmine's source, see issue 2):
+- writes silently ignored while answering success (``parent_issue_id`` without
+  ``manage_subtasks``, assignee refused by the workflow…): every write is read back;
+- a ``cf_N`` filter on a field not "used as a filter" is ignored and returns every issue:
+  every search result is checked against the value looked for;
+- journals and children come only from ``GET /issues/:id``.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from redminelib import Redmine as PythonRedmine
+from redminelib import exceptions as rex
+
+from app.config import Settings
+from integrations.redmine.interface import (
+    Issue,
+    IssueStamp,
+    Journal,
+    NewIssue,
+    RedmineNotFound,
+    RedmineRejected,
+    RedmineUnavailable,
+    RedmineWriteIgnored,
+    SchemaMissing,
+    SchemaReport,
+)
+from integrations.redmine.schema import build_spec
+
+PAGE = 100
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@contextmanager
+def _translated_errors(what: str):
+    """python-redmine and requests errors, as the interface's, without URL or key."""
+    try:
+        yield
+    except rex.ValidationError as exc:
+        raise RedmineRejected(f"{what} : Redmine a refusé ({exc})") from None
+    except (rex.AuthError, rex.ForbiddenError) as exc:
+        raise RedmineRejected(f"{what} : accès refusé par Redmine ({type(exc).__name__}) — clé API ou droits") from None
+    except rex.ResourceNotFoundError:
+        raise RedmineNotFound(f"{what} : introuvable dans Redmine (404)") from None
+    except (rex.ServerError, rex.UnknownError, rex.JSONDecodeError) as exc:
+        raise RedmineUnavailable(f"{what} : Redmine en erreur ({type(exc).__name__} {exc})") from None
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise RedmineUnavailable(f"{what} : Redmine injoignable ({type(exc).__name__})") from None
+    except rex.BaseRedmineError as exc:
+        raise RedmineRejected(f"{what} : {type(exc).__name__} {exc}") from None
+
+
+class RedmineClient:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.project = settings.project
+        self._api = PythonRedmine(
+            settings.redmine_url,
+            key=settings.redmine_api_key.get_secret_value(),
+            requests={"timeout": settings.redmine_timeout_seconds},
+        )
+        self._url = settings.redmine_url.rstrip("/")
+        self._ids: dict[str, dict[str, int]] | None = None
+
+    # --- low level -------------------------------------------------------------------
+    def _request(self, method: str, path: str, what: str, params: dict | None = None, data: dict | None = None):
+        with _translated_errors(what):
+            return self._api.engine.request(method, self._url + path, params=params, data=data)
+
+    def _all(self, path: str, container: str, what: str, params: dict) -> list[dict]:
+        results: list[dict] = []
+        offset = 0
+        while True:
+            page = self._request("get", path, what, params={**params, "limit": PAGE, "offset": offset})
+            results.extend(page[container])
+            offset += PAGE
+            if offset >= page.get("total_count", 0):
+                return results
+
+    def _schema_ids(self) -> dict[str, dict[str, int]]:
+        """Names → ids of the project's trackers and custom fields, and of the statuses."""
+        if self._ids is None:
+            project = self._request(
+                "get", f"/projects/{self.project}.json", "lecture du projet",
+                params={"include": "trackers,issue_custom_fields"},
+            )["project"]
+            statuses = self._request("get", "/issue_statuses.json", "lecture des statuts")["issue_statuses"]
+            self._ids = {
+                "project": {"id": project["id"]},
+                "trackers": {t["name"]: t["id"] for t in project.get("trackers", [])},
+                "fields": {f["name"]: f["id"] for f in project.get("issue_custom_fields", [])},
+                "statuses": {s["name"]: s["id"] for s in statuses},
+            }
+        return self._ids
+
+    def _id(self, kind: str, name: str) -> int:
+        try:
+            return self._schema_ids()[kind][name]
+        except KeyError:
+            label = {"trackers": "tracker", "fields": "champ personnalisé", "statuses": "statut"}[kind]
+            raise SchemaMissing(
+                f"{label} « {name} » absent du projet {self.project} — lancer le provisionnement "
+                "(integrations/redmine/provision.rb) ou `recouvrement redmine check`"
+            ) from None
+
+    def _issue(self, raw: dict) -> Issue:
+        fields = {cf["name"]: cf.get("value") for cf in raw.get("custom_fields", [])}
+        return Issue(
+            id=raw["id"],
+            project_id=raw["project"]["id"],
+            tracker=raw["tracker"]["name"],
+            status=raw["status"]["name"],
+            subject=raw.get("subject", ""),
+            description=raw.get("description") or "",
+            author_id=raw["author"]["id"],
+            assigned_to_id=(raw.get("assigned_to") or {}).get("id"),
+            parent_id=(raw.get("parent") or {}).get("id"),
+            custom_fields=fields,
+            created_on=_parse_time(raw["created_on"]),
+            updated_on=_parse_time(raw["updated_on"]),
+            journals=[
+                Journal(j["id"], j.get("notes") or "", (j.get("user") or {}).get("id"), _parse_time(j.get("created_on")))
+                for j in raw.get("journals", [])
+            ],
+            children=[c["id"] for c in raw.get("children", [])],
+        )
+
+    # --- the capability --------------------------------------------------------------
+    @property
+    def project_id(self) -> int:
+        return self._id("project", "id")
+
+    def get_issue(self, issue_id: int) -> Issue:
+        raw = self._request(
+            "get", f"/issues/{issue_id}.json", f"lecture du ticket #{issue_id}",
+            params={"include": "journals,children"},
+        )["issue"]
+        return self._issue(raw)
+
+    def find_issues(self, tracker: str, field_name: str, value: str) -> list[Issue]:
+        params = {
+            "project_id": self.project_id,
+            "tracker_id": self._id("trackers", tracker),
+            "status_id": "*",
+            f"cf_{self._id('fields', field_name)}": value,
+            "sort": "id",
+        }
+        found = self._all("/issues.json", "issues", f"recherche {tracker} {field_name}={value}", params)
+        issues = [self._issue(raw) for raw in found]
+        # Redmine ignores a cf_N filter on a field not used as a filter: check every result.
+        return [i for i in issues if i.tracker == tracker and i.field(field_name) == value]
+
+    def create_issue(self, new: NewIssue) -> Issue:
+        data: dict[str, Any] = {
+            "project_id": self.project_id,
+            "tracker_id": self._id("trackers", new.tracker),
+            "subject": new.subject,
+            "description": new.description,
+            "custom_fields": [{"id": self._id("fields", k), "value": v} for k, v in new.custom_fields.items()],
+        }
+        if new.parent_id is not None:
+            data["parent_issue_id"] = new.parent_id
+        if new.assigned_to_id is not None:
+            data["assigned_to_id"] = new.assigned_to_id
+        raw = self._request("post", "/issues.json", f"création d'un ticket {new.tracker}", data={"issue": data})
+        created = self._issue(raw["issue"])
+        self._verify(created, parent_id=new.parent_id, assigned_to_id=new.assigned_to_id)
+        return created
+
+    def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None) -> None:
+        data: dict[str, Any] = {}
+        if notes is not None:
+            data["notes"] = notes
+        if parent_id is not None:
+            data["parent_issue_id"] = parent_id
+        if assigned_to_id is not None:
+            data["assigned_to_id"] = assigned_to_id
+        if not data:
+            return
+        self._request("put", f"/issues/{issue_id}.json", f"mise à jour du ticket #{issue_id}", data={"issue": data})
+        if parent_id is not None or assigned_to_id is not None:
+            self._verify(self.get_issue(issue_id), parent_id=parent_id, assigned_to_id=assigned_to_id)
+
+    @staticmethod
+    def _verify(issue: Issue, *, parent_id: int | None, assigned_to_id: int | None) -> None:
+        problems = []
+        if parent_id is not None and issue.parent_id != parent_id:
+            problems.append(f"parent #{parent_id} demandé, #{issue.parent_id} relu (permission « gérer les sous-tâches » ?)")
+        if assigned_to_id is not None and issue.assigned_to_id != assigned_to_id:
+            problems.append(f"assigné {assigned_to_id} demandé, {issue.assigned_to_id} relu")
+        if problems:
+            raise RedmineWriteIgnored(f"ticket #{issue.id} : écriture ignorée par Redmine : " + "; ".join(problems))
+
+    def changed_since(self, since: datetime | None) -> list[IssueStamp]:
+        params: dict[str, Any] = {"project_id": self.project_id, "status_id": "*", "sort": "updated_on,id"}
+        if since is not None:
+            params["updated_on"] = ">=" + since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        found = self._all("/issues.json", "issues", "lecture des tickets modifiés", params)
+        return [IssueStamp(raw["id"], _parse_time(raw["updated_on"])) for raw in found]
+
+    def principal_id(self, name: str) -> int | None:
+        members = self._all(
+            f"/projects/{self.project}/memberships.json", "memberships", "lecture des membres du projet", {}
+        )
+        for m in members:
+            principal = m.get("user") or m.get("group") or {}
+            if principal.get("name") == name:
+                return principal["id"]
+        return None
+
+    def ping(self) -> None:
+        self._request("get", "/users/current.json", "connexion à Redmine")
+
+    def check_schema(self) -> SchemaReport:
+        spec = build_spec(self.settings)
+        self._ids = None
+        ids = self._schema_ids()
+        missing_trackers = [t for t in spec.trackers if t not in ids["trackers"]]
+        missing_fields = [f.name for f in spec.custom_fields if f.name not in ids["fields"]]
+        missing_statuses = [s["name"] for s in spec.statuses if s["name"] not in ids["statuses"]]
+        problems: list[str] = []
+        notes: list[str] = []
+        try:
+            defs = {d["name"]: d for d in self._request("get", "/custom_fields.json", "lecture des champs")["custom_fields"]}
+        except RedmineRejected:
+            notes.append("formats et filtres des champs non vérifiés : /custom_fields.json demande une clé administrateur")
+            defs = {}
+        for f in spec.custom_fields:
+            d = defs.get(f.name)
+            if not d:
+                continue
+            if d.get("field_format") != f.format:
+                problems.append(f"champ « {f.name} » : format {d.get('field_format')}, {f.format} attendu")
+            if f.searched and not d.get("is_filter"):
+                problems.append(f"champ « {f.name} » : doit être « utilisé comme filtre »")
+            on = {t["name"] for t in d.get("trackers", [])}
+            absent = [t for t in f.trackers if t not in on]
+            if absent:
+                problems.append(f"champ « {f.name} » : absent des trackers {', '.join(absent)}")
+            values = {v["value"] for v in d.get("possible_values", [])}
+            lacking = [v for v in f.values if v not in values]
+            if lacking:
+                problems.append(f"champ « {f.name} » : valeurs manquantes {', '.join(lacking)}")
+        return SchemaReport(missing_trackers, missing_fields, missing_statuses, problems, notes)

@@ -1,0 +1,110 @@
+"""An in-memory Redmine for fast unit tests of the flows. Same capability as the client;
+every workflow is also proven against the real Redmine in tests/e2e."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from integrations.redmine.interface import (
+    Issue,
+    IssueStamp,
+    Journal,
+    NewIssue,
+    RedmineUnavailable,
+    SchemaReport,
+)
+
+
+class FakeRedmine:
+    project_id = 1
+
+    def __init__(self, principals: dict[str, int] | None = None, service_user_id: int = 99):
+        self.issues: dict[int, Issue] = {}
+        self.principals = principals or {}
+        self.service_user_id = service_user_id
+        self.down = False
+        self.writes = 0
+        self._next_issue = 1
+        self._next_journal = 1
+        self._tick = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def _stamp(self) -> datetime:
+        self._tick += timedelta(seconds=1)
+        return self._tick
+
+    def _up(self) -> None:
+        if self.down:
+            raise RedmineUnavailable("Redmine injoignable (fake)")
+
+    # --- test helpers ----------------------------------------------------------------
+    def add(self, tracker: str, subject: str = "", *, author_id: int = 1, assigned_to_id: int | None = None,
+            parent_id: int | None = None, **fields: str) -> Issue:
+        """Create as a user would (custom fields by name)."""
+        now = self._stamp()
+        issue = Issue(
+            id=self._next_issue, project_id=1, tracker=tracker, status="Nouveau", subject=subject or tracker,
+            description="", author_id=author_id, assigned_to_id=assigned_to_id, parent_id=parent_id,
+            custom_fields=dict(fields), created_on=now, updated_on=now,
+        )
+        self._next_issue += 1
+        self.issues[issue.id] = issue
+        if parent_id:
+            self._add_child(parent_id, issue.id)
+        return issue
+
+    def _add_child(self, parent_id: int, child_id: int) -> None:
+        parent = self.issues[parent_id]
+        self.issues[parent_id] = replace(parent, children=[*parent.children, child_id])
+
+    def notes(self, issue_id: int) -> list[str]:
+        return [j.notes for j in self.issues[issue_id].journals if j.notes]
+
+    def children(self, issue_id: int, tracker: str | None = None) -> list[Issue]:
+        return [self.issues[c] for c in self.issues[issue_id].children
+                if tracker is None or self.issues[c].tracker == tracker]
+
+    # --- the capability --------------------------------------------------------------
+    def get_issue(self, issue_id: int) -> Issue:
+        self._up()
+        return self.issues[issue_id]
+
+    def find_issues(self, tracker: str, field_name: str, value: str) -> list[Issue]:
+        self._up()
+        return [i for i in self.issues.values() if i.tracker == tracker and i.field(field_name) == value]
+
+    def create_issue(self, new: NewIssue) -> Issue:
+        self._up()
+        self.writes += 1
+        return self.add(new.tracker, new.subject, author_id=self.service_user_id, assigned_to_id=new.assigned_to_id,
+                        parent_id=new.parent_id, **new.custom_fields)
+
+    def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None) -> None:
+        self._up()
+        self.writes += 1
+        issue = self.issues[issue_id]
+        changes: dict = {"updated_on": self._stamp()}
+        if parent_id is not None and parent_id != issue.parent_id:
+            changes["parent_id"] = parent_id
+            self._add_child(parent_id, issue_id)
+        if assigned_to_id is not None:
+            changes["assigned_to_id"] = assigned_to_id
+        journal = Journal(self._next_journal, notes or "", self.service_user_id, changes["updated_on"])
+        self._next_journal += 1
+        changes["journals"] = [*issue.journals, journal]
+        self.issues[issue_id] = replace(self.issues[issue_id], **changes)
+
+    def changed_since(self, since: datetime | None) -> list[IssueStamp]:
+        self._up()
+        found = [i for i in self.issues.values() if since is None or i.updated_on >= since]
+        return [IssueStamp(i.id, i.updated_on) for i in sorted(found, key=lambda i: (i.updated_on, i.id))]
+
+    def principal_id(self, name: str) -> int | None:
+        self._up()
+        return self.principals.get(name)
+
+    def check_schema(self) -> SchemaReport:
+        return SchemaReport([], [], [], [], [])
+
+    def ping(self) -> None:
+        self._up()

@@ -1,0 +1,143 @@
+"""The capability the service needs from Redmine, in the procedure's terms (names, not ids).
+
+``integrations.redmine.client.RedmineClient`` implements it over REST (python-redmine);
+``integrations.redmine.fake.FakeRedmine`` implements it in memory for fast unit tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class RedmineError(Exception):
+    """Base of every Redmine failure; messages never carry the API key."""
+
+
+class RedmineUnavailable(RedmineError):
+    """Redmine did not answer or answered 5xx: retry later."""
+
+
+class RedmineRejected(RedmineError):
+    """Redmine refused the request (4xx, validation): retrying the same will not help."""
+
+
+class RedmineNotFound(RedmineRejected):
+    """The issue does not exist, or the service's account cannot see it (404)."""
+
+
+class RedmineWriteIgnored(RedmineError):
+    """Redmine answered success but reading back shows the write did not happen
+    (missing permission, workflow, derived parent dates)."""
+
+
+class SchemaMissing(RedmineError):
+    """A tracker, custom field or status the service needs is absent."""
+
+
+@dataclass(frozen=True)
+class Journal:
+    id: int
+    notes: str
+    user_id: int | None
+    created_on: datetime | None
+
+
+@dataclass(frozen=True)
+class Issue:
+    id: int
+    project_id: int
+    tracker: str
+    status: str
+    subject: str
+    description: str
+    author_id: int
+    assigned_to_id: int | None
+    parent_id: int | None
+    custom_fields: dict[str, str | list[str] | None]
+    created_on: datetime
+    updated_on: datetime
+    journals: list[Journal] = field(default_factory=list)
+    children: list[int] = field(default_factory=list)
+
+    def field(self, name: str) -> str:
+        """A custom field's value as text; empty when absent or blank."""
+        value = self.custom_fields.get(name)
+        if isinstance(value, list):
+            return ", ".join(value)
+        return (value or "").strip()
+
+    def has_field(self, name: str) -> bool:
+        """Whether the field applies to this issue's tracker (Redmine lists it)."""
+        return name in self.custom_fields
+
+    @property
+    def last_journal_id(self) -> int | None:
+        return max((j.id for j in self.journals), default=None)
+
+
+@dataclass(frozen=True)
+class IssueStamp:
+    id: int
+    updated_on: datetime
+
+
+@dataclass(frozen=True)
+class NewIssue:
+    tracker: str
+    subject: str
+    description: str
+    parent_id: int | None = None
+    assigned_to_id: int | None = None
+    custom_fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SchemaReport:
+    missing_trackers: list[str]
+    missing_fields: list[str]
+    missing_statuses: list[str]
+    field_problems: list[str]  # wrong format, not a filter, not on a tracker…
+    notes: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing_trackers or self.missing_fields or self.missing_statuses or self.field_problems)
+
+
+class Redmine(Protocol):
+    project_id: int
+    """Id of the configured project."""
+
+    def get_issue(self, issue_id: int) -> Issue:
+        """The issue with its journals and children."""
+
+    def find_issues(self, tracker: str, field_name: str, value: str) -> list[Issue]:
+        """Issues of the project, open or closed, of that tracker whose field equals value
+        (checked on every result, never trusted to the server's filter). No journals."""
+
+    def create_issue(self, new: NewIssue) -> Issue:
+        """Create in the configured project, then verify parent and assignee were kept."""
+
+    def update_issue(
+        self,
+        issue_id: int,
+        *,
+        notes: str | None = None,
+        parent_id: int | None = None,
+        assigned_to_id: int | None = None,
+    ) -> None:
+        """Apply the given changes, then read back and raise RedmineWriteIgnored on a mismatch."""
+
+    def changed_since(self, since: datetime | None) -> list[IssueStamp]:
+        """Issues of the project updated at or after ``since`` (all when None), oldest first."""
+
+    def principal_id(self, name: str) -> int | None:
+        """A project member (group name or user display name), by name."""
+
+    def check_schema(self) -> SchemaReport:
+        """What the service needs and the Redmine lacks."""
+
+    def ping(self) -> None:
+        """Raise RedmineUnavailable unless the API answers with the configured key."""

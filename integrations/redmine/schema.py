@@ -1,0 +1,101 @@
+"""What the service needs in Redmine, built from the settings.
+
+One description serves two readers: ``provision.rb`` (through ``recouvrement redmine spec``,
+as JSON) creates it, and ``recouvrement redmine check`` verifies it over REST.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from app.config import Settings
+
+# Permissions the service's own role gets, and no more (issue 2).
+SERVICE_PERMISSIONS = [
+    "view_issues",
+    "add_issues",
+    "edit_issues",
+    "add_issue_notes",
+    "view_private_notes",
+    "manage_subtasks",
+    "manage_issue_relations",
+]
+# Role of the people and groups who receive tickets: assignable, and able to work them.
+STAFF_PERMISSIONS = [
+    "view_issues",
+    "add_issues",
+    "edit_issues",
+    "add_issue_notes",
+    "manage_subtasks",
+    "manage_issue_relations",
+]
+
+
+@dataclass(frozen=True)
+class CustomFieldSpec:
+    name: str
+    format: str  # string, text, bool, list, float, date
+    trackers: list[str]
+    values: list[str] = field(default_factory=list)
+    searched: bool = False  # the service filters on it: must be "used as a filter"
+
+
+@dataclass(frozen=True)
+class RedmineSpec:
+    project: str
+    statuses: list[dict]
+    trackers: list[str]
+    custom_fields: list[CustomFieldSpec]
+    groups: list[str]
+    service_role: dict
+    staff_role: dict
+    service_user: dict
+
+    def as_json_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_spec(settings: Settings) -> RedmineSpec:
+    t, f, v = settings.trackers, settings.fields, settings.values
+    all_trackers = list(t.model_dump().values())
+    file_trackers = [t.mandate_register, t.litigation, t.prevention_reminder, t.fee_cancellation, t.debt_writeoff]
+    case_trackers = [t.litigation, t.debt_writeoff]
+    created = [x for x in all_trackers if x != t.mandate_register]
+
+    def cf(name: str, fmt: str, trackers: list[str], values: list[str] | None = None, searched: bool = False):
+        return CustomFieldSpec(name, fmt, trackers, values or [], searched)
+
+    fields = [
+        cf(f.mandate_number, "string", all_trackers, searched=True),
+        cf(f.tenant_ref, "string", file_trackers, searched=True),
+        cf(f.owner_ref, "string", file_trackers, searched=True),
+        cf(f.debtors, "text", case_trackers),
+        cf(f.tenant_in_premises, "bool", case_trackers),
+        cf(f.lease_type, "list", case_trackers, [v.lease_residential, v.lease_commercial]),
+        cf(f.debt_amount, "float", case_trackers),
+        cf(f.rent_only_debt, "bool", case_trackers),
+        cf(f.gli_lot, "bool", case_trackers),
+        cf(f.owner_account, "list", case_trackers, [v.owner_account_credit, v.owner_account_debit]),
+        cf(f.last_unpaid_date, "date", case_trackers),
+        cf(f.starred_tenant, "bool", case_trackers),
+        cf(f.owner_written_refusal, "bool", case_trackers),
+        cf(f.requested_amount, "float", [t.funds_request]),
+        # Every ticket the service creates carries its operation key, searched before creating.
+        cf(f.operation_key, "string", created, searched=True),
+    ]
+    s, r = settings.statuses, settings.routing
+    return RedmineSpec(
+        project=settings.project,
+        statuses=[
+            {"name": s.new, "closed": False},
+            {"name": s.in_progress, "closed": False},
+            {"name": s.closed, "closed": True},
+        ],
+        trackers=all_trackers,
+        custom_fields=fields,
+        groups=[r.litigation_group, r.back_office_group, r.accounting_group, r.management_group, *r.agencies],
+        service_role={"name": "Automate recouvrement", "permissions": SERVICE_PERMISSIONS, "assignable": False},
+        staff_role={"name": "Équipe recouvrement", "permissions": STAFF_PERMISSIONS, "assignable": True},
+        service_user={"login": "recouvrement", "firstname": "Automate", "lastname": "Recouvrement",
+                      "mail": "recouvrement@example.invalid"},
+    )

@@ -1,0 +1,115 @@
+"""What a Redmine admin and the litigation staff do by hand, over the real REST API.
+
+Used by the end-to-end tests and by `make demo`; never by the service itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def local_redmine_env() -> dict[str, str]:
+    """REDMINE_URL, REDMINE_ADMIN_KEY, REDMINE_SERVICE_KEY of scripts/redmine-local.sh."""
+    out = subprocess.run([str(ROOT / "scripts" / "redmine-local.sh"), "env"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError("Redmine local absent : lancer `make redmine` (scripts/redmine-local.sh up)")
+    return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+
+
+@dataclass
+class Person:
+    id: int
+    login: str
+    name: str
+
+
+class RedmineAdmin:
+    def __init__(self, url: str, admin_key: str):
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, headers={"X-Redmine-API-Key": admin_key}, timeout=30)
+
+    def _call(self, method: str, path: str, as_user: str | None = None, **kwargs) -> dict:
+        headers = {"X-Redmine-Switch-User": as_user} if as_user else {}
+        response = self.http.request(method, path, headers=headers, **kwargs)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path} → {response.status_code} {response.text[:500]}")
+        return response.json() if response.content.strip() else {}
+
+    def ids(self, path: str, container: str, key: str = "name") -> dict[str, int]:
+        return {x[key]: x["id"] for x in self._call("GET", path, params={"limit": 100})[container]}
+
+    # --- set-up ----------------------------------------------------------------------
+    def person(self, login: str, firstname: str, lastname: str) -> Person:
+        found = [u for u in self._call("GET", "/users.json", params={"name": login})["users"] if u["login"] == login]
+        if found:
+            u = found[0]
+        else:
+            u = self._call("POST", "/users.json", json={"user": {
+                "login": login, "firstname": firstname, "lastname": lastname,
+                "mail": f"{login}@example.invalid", "password": uuid.uuid4().hex}})["user"]
+        return Person(u["id"], login, f"{u['firstname']} {u['lastname']}")
+
+    def new_project(self, identifier: str, service_login: str, people: list[Person]) -> int:
+        """A project with every tracker and field of the service, its groups and people as
+        members, as provision.rb makes for the configured project."""
+        trackers = list(self.ids("/trackers.json", "trackers").values())
+        fields = list(self.ids("/custom_fields.json", "custom_fields").values())
+        project = self._call("POST", "/projects.json", json={"project": {
+            "name": identifier, "identifier": identifier, "is_public": False,
+            "tracker_ids": trackers, "issue_custom_field_ids": fields,
+            "enabled_module_names": ["issue_tracking"]}})["project"]
+        roles = self.ids("/roles.json", "roles")
+        groups = self.ids("/groups.json", "groups")
+        service = self.person(service_login, "Automate", "Recouvrement")
+        members = [(service.id, roles["Automate recouvrement"])]
+        members += [(gid, roles["Équipe recouvrement"]) for gid in groups.values()]
+        members += [(p.id, roles["Équipe recouvrement"]) for p in people]
+        for user_id, role_id in members:
+            self._call("POST", f"/projects/{identifier}/memberships.json",
+                       json={"membership": {"user_id": user_id, "role_ids": [role_id]}})
+        return project["id"]
+
+    # --- what users do ---------------------------------------------------------------
+    def create_issue(self, project: str, tracker: str, subject: str, fields: dict[str, str],
+                     as_user: str | None = None, **attributes) -> dict:
+        tracker_id = self.ids("/trackers.json", "trackers")[tracker]
+        field_ids = self.ids("/custom_fields.json", "custom_fields")
+        body = {"project_id": project, "tracker_id": tracker_id, "subject": subject,
+                "custom_fields": [{"id": field_ids[k], "value": v} for k, v in fields.items()], **attributes}
+        return self._call("POST", "/issues.json", as_user=as_user, json={"issue": body})["issue"]
+
+    def update_issue(self, issue_id: int, as_user: str | None = None, **attributes) -> None:
+        self._call("PUT", f"/issues/{issue_id}.json", as_user=as_user, json={"issue": attributes})
+
+    def issue(self, issue_id: int) -> dict:
+        return self._call("GET", f"/issues/{issue_id}.json", params={"include": "journals,children"})["issue"]
+
+    def children(self, issue_id: int) -> list[dict]:
+        return [self.issue(c["id"]) for c in self.issue(issue_id).get("children", [])]
+
+    def notes(self, issue_id: int) -> list[str]:
+        return [j["notes"] for j in self.issue(issue_id)["journals"] if j.get("notes")]
+
+
+def field(issue: dict, name: str) -> str | None:
+    return next((cf.get("value") for cf in issue.get("custom_fields", []) if cf["name"] == name), None)
+
+
+def signed_delivery(issue: dict, event_type: str, secret: str, journal: dict | None = None) -> tuple[bytes, dict]:
+    """The body and headers Redmine's native webhook (≥ 7.0) sends for this issue."""
+    data = {"issue": issue}
+    if journal is not None:
+        data["journal"] = journal
+    body = json.dumps({"type": event_type, "timestamp": issue["updated_on"], "data": data}).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"X-Redmine-Signature-256": signature, "Content-Type": "application/json"}
