@@ -55,7 +55,8 @@ free_port() {
 port_free() {
   "$PY" - "$1" <<'EOF' >/dev/null 2>&1
 import socket, sys
-s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds it
+s.bind(("127.0.0.1", int(sys.argv[1])))
 EOF
 }
 
@@ -65,8 +66,9 @@ start() {
   if [ -z "$p" ] || ! port_free "$p"; then p=$(free_port); echo "$p" >"$STATE/port"; fi
   rm -f "$STATE/server.pid"
   log "démarrage sur http://127.0.0.1:$p …"
-  (cd "$REDMINE_ROOT" && nohup bundle exec rails server -e production -b 127.0.0.1 -p "$p" \
-     -P "$STATE/server.pid" >"$STATE/server.log" 2>&1 &)
+  # Fully detached (own session, no inherited descriptors), so callers' pipes close.
+  (cd "$REDMINE_ROOT" && exec setsid bundle exec rails server -e production -b 127.0.0.1 -p "$p" \
+     -P "$STATE/server.pid") </dev/null >"$STATE/server.log" 2>&1 &
   for _ in $(seq 1 240); do
     if answers; then return; fi
     sleep 0.5

@@ -23,23 +23,21 @@ class Stored:
     created: bool
 
 
-def _insert_ignoring_duplicates(session: Session, model, values: dict, key: str):
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=[key]))
-
-
 def _store(session: Session, event: ParsedEvent, now: datetime) -> Stored:
-    result = _insert_ignoring_duplicates(
-        session,
-        InboxEvent,
-        dict(dedup_key=event.dedup_key, source=event.source, event_type=event.event_type,
-             issue_id=event.issue_id, journal_id=event.journal_id, payload=event.payload,
-             received_at=now, state=EventState.pending, attempts=0, next_attempt_at=now),
-        "dedup_key",
+    """Insert unless the dedup key exists (RETURNING tells which, on SQLite and PostgreSQL)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    inserted = session.scalar(
+        insert(InboxEvent)
+        .values(dedup_key=event.dedup_key, source=event.source, event_type=event.event_type,
+                issue_id=event.issue_id, journal_id=event.journal_id, payload=event.payload,
+                received_at=now, state=EventState.pending, attempts=0, next_attempt_at=now)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(InboxEvent.id)
     )
-    event_id = session.scalar(select(InboxEvent.id).where(InboxEvent.dedup_key == event.dedup_key))
-    return Stored(event_id=event_id, created=result.rowcount == 1)
+    if inserted is not None:
+        return Stored(event_id=inserted, created=True)
+    existing = session.scalar(select(InboxEvent.id).where(InboxEvent.dedup_key == event.dedup_key))
+    return Stored(event_id=existing, created=False)
 
 
 def store_event(db: Database, event: ParsedEvent, now: datetime) -> Stored:

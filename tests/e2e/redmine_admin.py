@@ -111,5 +111,10 @@ def signed_delivery(issue: dict, event_type: str, secret: str, journal: dict | N
     if journal is not None:
         data["journal"] = journal
     body = json.dumps({"type": event_type, "timestamp": issue["updated_on"], "data": data}).encode()
+    return body, sign(body, secret)
+
+
+def sign(body: bytes, secret: str) -> dict:
+    """Headers of a delivery signed as Redmine signs it."""
     signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return body, {"X-Redmine-Signature-256": signature, "Content-Type": "application/json"}
+    return {"X-Redmine-Signature-256": signature, "Content-Type": "application/json"}

@@ -1,0 +1,122 @@
+"""The running service and the Redmine admin's tools, against the real local Redmine."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import WEBHOOK_SECRET
+from tests.e2e.redmine_admin import ROOT, sign, signed_delivery
+from tests.e2e.test_litigation_opening import assert_opened, open_file
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, seconds: float, what: str):
+    """Wait (bounded) for the running service to do its asynchronous work."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"délai dépassé : {what}")
+
+
+@pytest.fixture
+def served(service):
+    port = free_port()
+    env = service.env | {"RECOUVREMENT_WORKER__POLL_INTERVAL_SECONDS": "3600",
+                         "RECOUVREMENT_WEBHOOK_MAX_BYTES": "20000"}
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return httpx.get(f"{url}/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return process.poll() is not None  # exited: fail below with its output
+
+    wait_for(up, 60, "démarrage de recouvrement serve")
+    assert process.poll() is None, process.stdout.read()
+    yield url
+    process.terminate()
+    output = process.communicate(timeout=30)[0]
+    assert service.settings.redmine_api_key.get_secret_value() not in output
+    assert WEBHOOK_SECRET not in output
+
+
+def test_serve_refuses_bad_deliveries_and_processes_a_good_one(admin, service, clerk, gestionnaire, served):
+    _, reg, lit = open_file(admin, service, clerk, gestionnaire)
+    issue = admin.issue(lit["id"])
+    body, headers = signed_delivery(issue, "issue.created", WEBHOOK_SECRET)
+
+    ready = httpx.get(f"{served}/ready", timeout=30)
+    assert ready.status_code == 200, ready.text
+
+    wrong = httpx.post(f"{served}/webhooks/redmine", content=body,
+                       headers=headers | {"X-Redmine-Signature-256": "sha256=" + "0" * 64})
+    assert wrong.status_code == 401
+    unsigned = httpx.post(f"{served}/webhooks/redmine", content=body, headers={"Content-Type": "application/json"})
+    assert unsigned.status_code == 401
+    for bad in (b'{"type": "issue.created", "data": ', b'[1, 2]', json.dumps({"hello": "world"}).encode(),
+                json.dumps({"type": "issue.created", "data": {"issue": {"id": "7"}}}).encode()):
+        response = httpx.post(f"{served}/webhooks/redmine", content=bad, headers=sign(bad, WEBHOOK_SECRET))
+        assert response.status_code == 400, bad
+        assert response.json()["error"]
+    huge = json.dumps({"type": "issue.created", "data": {"issue": {"id": 1, "x": "a" * 30000}}}).encode()
+    assert httpx.post(f"{served}/webhooks/redmine", content=huge, headers=sign(huge, WEBHOOK_SECRET)).status_code == 413
+
+    events = service.cli("events").stdout
+    assert "aucun événement" in events  # nothing stored for a refused delivery
+
+    accepted = httpx.post(f"{served}/webhooks/redmine", content=body, headers=headers)
+    assert accepted.status_code == 202
+
+    wait_for(lambda: "parent" in admin.issue(lit["id"]) and len(admin.children(lit["id"])) == 2, 60,
+             "traitement du webhook par le service")
+    assert_opened(admin, lit["id"], reg["id"], gestionnaire, act="commandement de payer", cost="900,00", funds=900)
+    def done_listing():
+        listing = service.cli("events").stdout
+        return listing if "done=1" in listing else None
+
+    assert "webhook" in wait_for(done_listing, 30, "événement marqué traité")
+
+
+def test_redmine_check_says_precisely_what_is_missing(service):
+    ok = service.cli("redmine", "check")
+    assert "Redmine conforme" in ok.stdout
+
+    service.env = service.env | {"RECOUVREMENT_TRACKERS__EXECUTION": "Exécution forcée",
+                                 "RECOUVREMENT_FIELDS__DEBTORS": "Codébiteurs"}
+    missing = service.cli("redmine", "check", check=False)
+    assert missing.returncode == 2
+    assert "tracker manquant : Exécution forcée" in missing.stdout
+    assert "champ personnalisé manquant : Codébiteurs" in missing.stdout
+
+
+def test_provisioning_twice_changes_nothing(redmine_env, tmp_path):
+    spec = subprocess.run([sys.executable, "-m", "app.cli", "redmine", "spec"], cwd=ROOT, capture_output=True,
+                          text=True, check=True, env={k: v for k, v in os.environ.items()
+                                                      if not k.startswith("RECOUVREMENT_")}).stdout
+    spec_file = tmp_path / "schema.json"
+    spec_file.write_text(spec)
+    env = os.environ | {"BUNDLER_VERSION": "2.3.15", "REDMINE_INSTANCE": "default", "RAILS_ENV": "production"}
+    run = subprocess.run(["bundle", "exec", "rails", "runner", "-e", "production",
+                          str(ROOT / "integrations" / "redmine" / "provision.rb"), str(spec_file)],
+                         cwd="/usr/share/redmine", env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "changements : 0" in run.stdout
+    assert f"SERVICE_API_KEY={redmine_env['REDMINE_SERVICE_KEY']}" in run.stdout
