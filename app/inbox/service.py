@@ -79,7 +79,7 @@ def polled_versions(db: Database, issue_ids: list[int]) -> dict[int, datetime]:
     with db.session() as session:
         rows = session.execute(select(PolledIssue.issue_id, PolledIssue.updated_on)
                                .where(PolledIssue.issue_id.in_(issue_ids)))
-        return dict(rows.tuples().all())
+        return {issue_id: updated_on for issue_id, updated_on in rows}
 
 
 def claim_next(db: Database, now: datetime, lease_seconds: int) -> InboxEvent | None:

@@ -11,6 +11,7 @@ from integrations.redmine.interface import (
     IssueStamp,
     Journal,
     NewIssue,
+    RedmineNotFound,
     RedmineUnavailable,
     SchemaReport,
 )
@@ -67,6 +68,8 @@ class FakeRedmine:
     # --- the capability --------------------------------------------------------------
     def get_issue(self, issue_id: int) -> Issue:
         self._up()
+        if issue_id not in self.issues:
+            raise RedmineNotFound(f"lecture du ticket #{issue_id} : introuvable dans Redmine (404)")
         return self.issues[issue_id]
 
     def find_issues(self, tracker: str, field_name: str, value: str) -> list[Issue]:

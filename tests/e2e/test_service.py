@@ -113,10 +113,37 @@ def test_provisioning_twice_changes_nothing(redmine_env, tmp_path):
                                                       if not k.startswith("RECOUVREMENT_")}).stdout
     spec_file = tmp_path / "schema.json"
     spec_file.write_text(spec)
+    output = rails_runner(str(ROOT / "integrations" / "redmine" / "provision.rb"), str(spec_file))
+    assert "changements : 0" in output
+    assert f"SERVICE_API_KEY={redmine_env['REDMINE_SERVICE_KEY']}" in output
+
+
+def rails_runner(script: str, *args: str) -> str:
     env = os.environ | {"BUNDLER_VERSION": "2.3.15", "REDMINE_INSTANCE": "default", "RAILS_ENV": "production"}
-    run = subprocess.run(["bundle", "exec", "rails", "runner", "-e", "production",
-                          str(ROOT / "integrations" / "redmine" / "provision.rb"), str(spec_file)],
+    run = subprocess.run(["bundle", "exec", "rails", "runner", "-e", "production", script, *args],
                          cwd="/usr/share/redmine", env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "changements : 0" in run.stdout
-    assert f"SERVICE_API_KEY={redmine_env['REDMINE_SERVICE_KEY']}" in run.stdout
+    return run.stdout
+
+
+def test_names_from_tickets_render_as_typed_in_redmine(tmp_path):
+    """A party named with Textile or Redmine markup shows as typed: no bold, link or issue link."""
+    from decimal import Decimal
+
+    from app.litigation.case import Party, PartyRole
+    from app.templates import render
+
+    tricky = 'Jean *Dupont* "site":http://evil.example #3 @x@ -del- Jean-Pierre M-1'
+    text = render("litigation_opening_analysis", act="commandement de payer", in_premises=True,
+                  parties=[Party(tricky, PartyRole.tenant)], cost_per_act=Decimal(300),
+                  estimated_cost=Decimal(300), debt=None, funds_request_id=None, owner_task_id=4,
+                  register_id=1, unassigned_register_group=None)
+    source = tmp_path / "note.textile"
+    source.write_text(text)
+    html = rails_runner(f'print Redmine::WikiFormatting.to_html("textile", File.read("{source}"))')
+
+    import html as html_lib
+
+    item = next(line for line in html.splitlines() if "Dupont" in line)
+    assert html_lib.unescape(item).count(tricky) == 1  # shown exactly as typed
+    assert "<a " not in item and "<strong>" not in item and "<code>" not in item and "<del>" not in item

@@ -1,0 +1,43 @@
+"""Shared set-up of the unit tests: the in-memory Redmine, a real SQLite file, a fixed clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from app.clock import Clock
+from app.config import Settings
+from app.context import Context
+from app.database import Database
+from integrations.redmine.fake import FakeRedmine
+
+NOW = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
+LITIGATION_GROUP = 500
+GESTIONNAIRE = 7
+CLERK = 3
+THREE_PARTIES = "Jean Dupont ; locataire\nMarie Durand ; colocataire\nPaul Martin ; caution"
+
+
+def make_context(tmp_path, settings: Settings | None = None, now: datetime = NOW) -> Context:
+    db = Database(f"sqlite:///{tmp_path}/unit.db")
+    db.migrate()
+    redmine = FakeRedmine(principals={"Contentieux": LITIGATION_GROUP})
+    return Context(settings=settings or Settings(), clock=Clock(now), db=db, redmine=redmine)
+
+
+def litigation_fields(mandate: str = "M-1", **overrides: str) -> dict[str, str]:
+    fields = {
+        "N° mandat": mandate, "Réf. locataire": "LOC-1", "Réf. propriétaire": "PROP-1",
+        "Débiteurs": THREE_PARTIES, "Locataire dans les lieux": "1", "Montant de la dette": "2450.50",
+        "Compte propriétaire": "Débiteur",
+    }
+    fields.update(overrides)
+    return fields
+
+
+def add_register(redmine: FakeRedmine, mandate: str = "M-1", assignee: int | None = GESTIONNAIRE):
+    return redmine.add("Registre des mandats", f"Mandat {mandate}", assigned_to_id=assignee,
+                       **{"N° mandat": mandate})
+
+
+def add_litigation(redmine: FakeRedmine, **fields: str):
+    return redmine.add("Contentieux", "Impayés", author_id=CLERK, **litigation_fields(**fields))

@@ -1,0 +1,50 @@
+"""The inbox's store-once and claim on both engines (SQLite file, and PostgreSQL where one
+answers on 127.0.0.1:5432, as on the development machines)."""
+
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from app.database import Database
+from app.inbox import service
+from app.inbox.flows import parse_delivery
+from tests.unit.helpers import NOW
+
+POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    if request.param == "sqlite":
+        yield Database(f"sqlite:///{tmp_path}/inbox.db")
+        return
+    name = f"recouvrement_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+    except OperationalError:
+        pytest.skip("pas de PostgreSQL sur 127.0.0.1:5432")
+    database = Database(POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}")
+    yield database
+    database.engine.dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE {name}"))
+
+
+def test_store_once_then_claim_in_order(db):
+    db.migrate()
+    body = json.dumps({"type": "issue.updated", "data": {"issue": {"id": 5}, "journal": {"id": 9}}}).encode()
+    first = service.store_event(db, parse_delivery(body), NOW)
+    again = service.store_event(db, parse_delivery(body), NOW)
+    assert first.created and not again.created and first.event_id == again.event_id
+
+    claimed = service.claim_next(db, NOW, 60)
+    assert claimed.id == first.event_id and claimed.received_at == NOW
+    assert service.claim_next(db, NOW, 60) is None
+    service.finish(db, claimed.id, "ok", NOW + timedelta(seconds=1))
+    assert service.count_by_state(db) == {"done": 1}

@@ -1,0 +1,70 @@
+"""Templates (escaping, amounts), settings precedence, the clock."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.clock import Clock, to_utc
+from app.config import Settings
+from app.templates import escape_textile, format_eur
+
+
+@pytest.mark.parametrize("kept", ["M-1", "Jean-Pierre", "2026-01-01", "foo_bar", "Dupont", "L'Haÿ-les-Roses"])
+def test_escaping_keeps_ordinary_text(kept):
+    assert escape_textile(kept) == kept
+
+
+@pytest.mark.parametrize("markup, escaped", [
+    ("*x*", "&#42;x&#42;"), ("#3", "&#35;3"), ("@c@", "&#64;c&#64;"), ("-del-", "&#45;del&#45;"),
+    ("_em_", "&#95;em&#95;"), ('"x":http://a', "&#34;x&#34;:http://a"), ("{{toc}}", "&#123;&#123;toc&#125;&#125;"),
+    ("a & b <b>", "a &#38; b &#60;b&#62;"),
+])
+def test_escaping_neutralises_markup(markup, escaped):
+    assert escape_textile(markup) == escaped
+
+
+@pytest.mark.parametrize("amount, text", [
+    (Decimal("1500"), "1\u202f500,00\u00a0€"), (Decimal("0.5"), "0,50\u00a0€"),
+    (Decimal("4000.01"), "4\u202f000,01\u00a0€"), (900, "900,00\u00a0€"), (Decimal("1234567.891"), "1\u202f234\u202f567,89\u00a0€"),
+])
+def test_amounts_in_french_notation(amount, text):
+    assert format_eur(amount) == text
+
+
+def test_environment_wins_over_the_yaml_file_which_wins_over_defaults(tmp_path, monkeypatch):
+    config = tmp_path / "recouvrement.yaml"
+    config.write_text("procedure:\n  act_cost_per_party_eur: 310\n  injunction_ceiling_eur: 5000\nproject: depuis-yaml\n")
+    monkeypatch.setenv("RECOUVREMENT_CONFIG_FILE", str(config))
+    monkeypatch.setenv("RECOUVREMENT_PROCEDURE__ACT_COST_PER_PARTY_EUR", "320")
+    settings = Settings()
+    assert settings.procedure.act_cost_per_party_eur == Decimal("320")  # environment
+    assert settings.procedure.injunction_ceiling_eur == Decimal("5000")  # YAML
+    assert settings.procedure.assignation_cost_eur == Decimal("1500")  # default (C-13)
+    assert settings.project == "depuis-yaml"
+
+
+def test_an_unreadable_yaml_file_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECOUVREMENT_CONFIG_FILE", str(tmp_path / "absent.yaml"))
+    with pytest.raises(ValueError, match="fichier de configuration illisible"):
+        Settings()
+
+
+def test_secrets_never_show(monkeypatch):
+    monkeypatch.setenv("RECOUVREMENT_REDMINE_API_KEY", "cle-tres-secrete")
+    monkeypatch.setenv("RECOUVREMENT_WEBHOOK_SECRET", "secret-webhook")
+    settings = Settings()
+    assert "cle-tres-secrete" not in repr(settings) and "secret-webhook" not in str(settings)
+    assert settings.redmine_api_key.get_secret_value() == "cle-tres-secrete"
+    monkeypatch.setenv("RECOUVREMENT_WEBHOOK_SECRET", "")
+    assert Settings().webhook_secret is None
+
+
+def test_the_clock_is_fixed_or_running():
+    paris = datetime(2027, 3, 28, 3, 30, tzinfo=ZoneInfo("Europe/Paris"))  # just after the DST switch
+    fixed = Clock(paris)
+    assert fixed.is_fixed and fixed.now() == datetime(2027, 3, 28, 1, 30, tzinfo=UTC)
+    assert to_utc(datetime(2027, 1, 1, 12, 0)) == datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
+    running = Clock()
+    assert not running.is_fixed and running.now().tzinfo is UTC

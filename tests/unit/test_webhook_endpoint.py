@@ -1,0 +1,78 @@
+"""POST /webhooks/redmine, /health and /ready, in process."""
+
+import hashlib
+import hmac
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.inbox import service
+from app.main import create_app
+from tests.unit.helpers import make_context
+
+SECRET = "unit-secret"
+BODY = json.dumps({"type": "issue.created", "timestamp": "2027-01-15T08:00:00Z",
+                   "data": {"issue": {"id": 5}}}).encode()
+
+
+def signed(body: bytes, secret: str = SECRET) -> dict:
+    return {"X-Redmine-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+
+
+@pytest.fixture
+def signed_ctx(tmp_path):
+    return make_context(tmp_path, Settings(webhook_secret=SECRET, webhook_max_bytes=2000))
+
+
+def post(ctx, body, headers):
+    with TestClient(create_app(ctx)) as client:
+        return client.post("/webhooks/redmine", content=body, headers=headers)
+
+
+def stored(ctx):
+    return service.list_events(ctx.db)
+
+
+def test_accepted_then_duplicate(signed_ctx):
+    first = post(signed_ctx, BODY, signed(BODY))
+    again = post(signed_ctx, BODY, signed(BODY))
+    assert first.status_code == 202 and first.json()["status"] == "accepted"
+    assert again.status_code == 200 and again.json() == {"status": "duplicate", "event_id": first.json()["event_id"]}
+    [event] = stored(signed_ctx)
+    assert (event.issue_id, event.state.value, event.source) == (5, "pending", "webhook")
+
+
+@pytest.mark.parametrize("headers", [{}, signed(BODY, "other-secret"), {"X-Redmine-Signature-256": "garbage"}])
+def test_bad_or_missing_signature_is_401_and_stores_nothing(signed_ctx, headers):
+    response = post(signed_ctx, BODY, headers)
+    assert response.status_code == 401 and response.json()["error"]
+    assert SECRET not in response.text
+    assert stored(signed_ctx) == []
+
+
+def test_malformed_body_is_400_and_stores_nothing(signed_ctx):
+    body = b'{"type": "issue.created", "data": '
+    response = post(signed_ctx, body, signed(body))
+    assert response.status_code == 400 and "JSON invalide" in response.json()["error"]
+    assert stored(signed_ctx) == []
+
+
+def test_body_over_the_limit_is_413_and_stores_nothing(signed_ctx):
+    body = json.dumps({"type": "issue.created", "data": {"issue": {"id": 5, "d": "x" * 3000}}}).encode()
+    assert post(signed_ctx, body, signed(body)).status_code == 413
+    assert stored(signed_ctx) == []
+
+
+def test_without_a_secret_unsigned_deliveries_are_accepted(ctx):
+    assert post(ctx, BODY, {}).status_code == 202
+
+
+def test_health_and_ready(ctx):
+    with TestClient(create_app(ctx)) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/ready").status_code == 200
+        ctx.redmine.down = True
+        not_ready = client.get("/ready")
+    assert not_ready.status_code == 503 and "injoignable" in not_ready.json()["checks"]["redmine"]
