@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     project: str = "gestion"
     now: datetime | None = Field(default=None, description="Fixed 'now' for a whole process")
     timezone: str = "Europe/Paris"
+    # Where the very first poll starts (no cursor yet); None reads the whole project.
+    sync_since: datetime | None = None
     webhook_max_bytes: int = 1_048_576
     redmine_timeout_seconds: float = 15.0
 

@@ -48,6 +48,16 @@ EOF
 
 running() { [ -f "$STATE/server.pid" ] && kill -0 "$(cat "$STATE/server.pid")" 2>/dev/null && answers; }
 
+keys_work() {  # the stored keys belong to this Redmine's database (not to a reinstalled one)
+  "$PY" - "$STATE/env" <<'EOF' >/dev/null 2>&1
+import sys, urllib.request
+env = dict(line.strip().split("=", 1) for line in open(sys.argv[1]) if "=" in line)
+for key in (env["REDMINE_ADMIN_KEY"], env["REDMINE_SERVICE_KEY"]):
+    request = urllib.request.Request(env["REDMINE_URL"] + "/users/current.json", headers={"X-Redmine-API-Key": key})
+    urllib.request.urlopen(request, timeout=10)
+EOF
+}
+
 free_port() {
   "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -92,7 +102,7 @@ runner() { (cd "$REDMINE_ROOT" && bundle exec rails runner -e production "$@"); 
 provision() {
   (cd "$HERE" && "$PY" -m app.cli redmine spec) >"$STATE/schema.json.new"
   local stamp; stamp=$(cat "$STATE/schema.json.new" "$HERE/integrations/redmine/provision.rb" | sha256sum | cut -c1-16)
-  if [ -f "$STATE/env" ] && [ "$(cat "$STATE/provisioned" 2>/dev/null)" = "$stamp" ]; then return; fi
+  if [ -f "$STATE/env" ] && [ "$(cat "$STATE/provisioned" 2>/dev/null)" = "$stamp" ] && keys_work; then return; fi
   mv "$STATE/schema.json.new" "$STATE/schema.json"
   log "provisionnement du schéma…"
   runner "$HERE/integrations/redmine/provision.rb" "$STATE/schema.json" >"$STATE/provision.log" 2>&1 \

@@ -135,7 +135,7 @@ def poll_once(ctx: Context) -> PollReport:
     """Read the issues updated since the cursor and queue an event for each new change.
     The cursor moves after each issue, so a crash mid-poll resumes where it stopped."""
     project = ctx.settings.project
-    since = service.poll_cursor(ctx.db, project)
+    since = service.poll_cursor(ctx.db, project) or ctx.settings.sync_since
     stamps = ctx.redmine.changed_since(since)
     seen = service.polled_versions(ctx.db, [s.id for s in stamps])
     read = queued = 0

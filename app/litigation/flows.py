@@ -77,7 +77,7 @@ def reconcile_register(ctx: Context, register: Issue) -> str:
     if not number:
         return "registre sans numéro de mandat"
     waiting = [i for i in ctx.redmine.find_issues(s.trackers.litigation, s.fields.mandate_number, number)
-               if i.parent_id != register.id]
+               if i.parent_id != register.id and not i.closed]
     results = [f"#{i.id} : {reconcile_litigation(ctx, ctx.redmine.get_issue(i.id))}" for i in waiting]
     return "; ".join(results) or "aucun contentieux en attente"
 

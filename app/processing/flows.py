@@ -24,6 +24,8 @@ def process_issue(ctx: Context, issue_id: int) -> str:
         return f"ticket #{issue_id} introuvable (supprimé, ou invisible pour le compte du service) : ignoré"
     if issue.project_id != ctx.redmine.project_id:
         return f"ticket #{issue_id} d'un autre projet : ignoré"
+    if issue.closed:
+        return f"ticket #{issue_id} fermé : rien à faire"
     trackers = ctx.settings.trackers
     if issue.tracker == trackers.litigation:
         return reconcile_litigation(ctx, issue)

@@ -121,6 +121,7 @@ class RedmineClient:
             project_id=raw["project"]["id"],
             tracker=raw["tracker"]["name"],
             status=raw["status"]["name"],
+            closed=bool(raw["status"].get("is_closed")),
             subject=raw.get("subject", ""),
             description=raw.get("description") or "",
             author_id=raw["author"]["id"],

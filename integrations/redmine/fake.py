@@ -44,7 +44,8 @@ class FakeRedmine:
         """Create as a user would (custom fields by name)."""
         now = self._stamp()
         issue = Issue(
-            id=self._next_issue, project_id=1, tracker=tracker, status="Nouveau", subject=subject or tracker,
+            id=self._next_issue, project_id=1, tracker=tracker, status="Nouveau", closed=False,
+            subject=subject or tracker,
             description="", author_id=author_id, assigned_to_id=assigned_to_id, parent_id=parent_id,
             custom_fields=dict(fields), created_on=now, updated_on=now,
         )

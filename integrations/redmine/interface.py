@@ -50,6 +50,7 @@ class Issue:
     project_id: int
     tracker: str
     status: str
+    closed: bool
     subject: str
     description: str
     author_id: int

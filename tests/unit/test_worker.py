@@ -112,3 +112,26 @@ def test_other_trackers_and_deleted_issues_are_done_with_a_reason(ctx):
     work(ctx)
     assert "rien à faire" in event(ctx, first).result
     assert "introuvable" in event(ctx, gone).result and event(ctx, gone).state is EventState.done
+
+
+def test_a_closed_litigation_ticket_is_left_alone(ctx):
+    from dataclasses import replace
+
+    add_register(ctx.redmine)
+    lit = add_litigation(ctx.redmine)
+    ctx.redmine.issues[lit.id] = replace(ctx.redmine.get_issue(lit.id), status="Fermé", closed=True)
+    event_id = deliver(ctx, lit.id)
+    work(ctx)
+    assert "fermé" in event(ctx, event_id).result
+    assert ctx.redmine.writes == 0
+
+
+def test_the_first_poll_starts_at_sync_since(tmp_path):
+    from app.inbox.flows import poll_once
+
+    ctx = make_context(tmp_path)
+    ctx.redmine.add("Contentieux")  # before go-live
+    new = ctx.redmine.add("Contentieux")
+    ctx.settings = Settings(sync_since=new.updated_on)
+    assert poll_once(ctx).queued == 1
+    assert [e.issue_id for e in service.list_events(ctx.db)] == [new.id]  # not the older one
