@@ -109,7 +109,8 @@ provision() {
     || { tail -30 "$STATE/provision.log" >&2; exit 1; }
   local service_key admin_key
   service_key=$(sed -n 's/^SERVICE_API_KEY=//p' "$STATE/provision.log")
-  admin_key=$(runner 'puts User.find_by_login("admin").api_key' 2>/dev/null | tail -1)
+  # A French office's Redmine speaks French (local Redmine only; provision.rb leaves it).
+  admin_key=$(runner 'Setting.default_language = "fr"; puts User.find_by_login("admin").api_key' 2>/dev/null | tail -1)
   umask 077
   printf 'REDMINE_URL=http://127.0.0.1:%s\nREDMINE_ADMIN_KEY=%s\nREDMINE_SERVICE_KEY=%s\n' \
     "$(port)" "$admin_key" "$service_key" >"$STATE/env"
