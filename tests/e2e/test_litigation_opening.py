@@ -157,3 +157,19 @@ def test_redmine_stopped_while_an_event_is_queued(admin, service, clerk, gestion
     service.cli("worker", "--once", "--now", later)
     assert "done=1" in service.cli("events").stdout
     assert_opened(admin, lit["id"], reg["id"], gestionnaire, act="commandement de payer", cost="900,00", funds=900)
+
+
+def test_a_missing_custom_field_fails_the_event_clearly_and_a_retry_completes_it(admin, service, clerk,
+                                                                                   gestionnaire):
+    _, reg, lit = open_file(admin, service, clerk, gestionnaire)
+    good_env = service.env
+    service.env = good_env | {"RECOUVREMENT_FIELDS__REQUESTED_AMOUNT": "Montant à appeler"}
+    service.cli("sync")
+    listing = service.cli("events", "--state", "failed").stdout
+    assert "failed=" in listing and "champ personnalisé « Montant à appeler » absent du projet" in listing
+
+    service.env = good_env  # the admin fixes the configuration
+    assert "remis en file" in service.cli("events", "retry").stdout
+    service.cli("worker", "--once")
+    assert "failed" not in service.cli("events").stdout
+    assert_opened(admin, lit["id"], reg["id"], gestionnaire, act="commandement de payer", cost="900,00", funds=900)
