@@ -10,11 +10,15 @@ from typing import Annotated, Optional
 
 import typer
 
+from app.calendar import PARIS
 from app.config import get_settings
 from app.context import Context, build_context
+from app.deadlines import flows as deadlines_flows
+from app.deadlines import service as deadlines_service
 from app.inbox import service as inbox
 from app.inbox.flows import poll_once
 from app.inbox.models import EventState
+from app.litigation.deadlines import RULES as LITIGATION_DEADLINES
 from app.processing.flows import work
 from integrations.redmine.interface import RedmineError
 from integrations.redmine.schema import build_spec
@@ -105,6 +109,29 @@ def worker(now: NowOption = None,
     while True:  # the standalone worker; `serve` runs the same job on its scheduler
         if work(ctx).processed == 0:
             time.sleep(ctx.settings.worker.work_interval_seconds)
+
+
+@cli.command()
+def tick(now: NowOption = None) -> None:
+    """Déclencher les échéances dues à cet instant, puis s'arrêter (tests, cron)."""
+    ctx = _context(now)
+    report = deadlines_flows.tick(ctx, LITIGATION_DEADLINES)
+    typer.echo(f"échéances : {report.fired} déclenchée(s), {report.skipped} écartée(s), {report.failed} en échec")
+
+
+@cli.command("deadlines")
+def deadlines_list(now: NowOption = None,
+                   overdue: Annotated[bool, typer.Option("--overdue", help="Seulement celles déjà dues")] = False) -> None:
+    """Lister les échéances en attente : ticket, règle, date, ce qui se passera."""
+    ctx = _context(now)
+    rows = deadlines_service.listing(ctx.db, ctx.clock.now() if overdue else None)
+    if not rows:
+        typer.echo("aucune échéance en attente" + (" dépassée" if overdue else ""))
+    for d in rows:
+        due = d.due_at.astimezone(PARIS)
+        typer.echo(f"ticket #{d.issue_id:<6} {d.rule:<5} {due:%Y-%m-%d %H:%M} {d.state.value:<8} {d.label}")
+        if d.last_error:
+            typer.echo(f"       erreur : {d.last_error}")
 
 
 @events_cli.callback(invoke_without_command=True)

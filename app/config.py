@@ -9,7 +9,7 @@ amount has the seed's value as its default (see ``../shared/domain/procedure.md`
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -77,6 +77,16 @@ class FieldNames(BaseModel):
     owner_written_refusal: str = "Refus écrit du propriétaire"
     requested_amount: str = "Montant demandé"
     operation_key: str = "Clé d'opération"
+    # Dates that start or stop a deadline (issue 3), and where a deadline is shown.
+    provision_request_date: str = "Date de demande de provision"  # C-13
+    funds_received_date: str = "Date de réception des fonds"  # C-14
+    forfeiture_date: str = "Déchéance de garantie le"  # C-14, read by the write-off scan (C-31)
+    service_date: str = "Date de signification"  # C-12
+    judgment_date: str = "Date du jugement"  # C-18
+    judgment_service_date: str = "Jugement signifié le"  # C-18
+    original_received_date: str = "Original reçu le"  # C-19
+    deadline: str = "Échéance"
+    deadline_reason: str = "Échéance – motif"
 
 
 class StatusNames(BaseModel):
@@ -117,6 +127,23 @@ class Procedure(BaseModel):
     litigation_after_unpaid_months: int = 3  # C-3
 
 
+class Deadlines(BaseModel):
+    """Delays of the procedure (seed's values) and when deadlines fire."""
+
+    provision_days: int = 45  # C-14: D+45
+    lawyer_months_residential: int = 2  # C-12
+    lawyer_months_commercial: int = 1  # C-12
+    lawyer_reminder_days_before: int = 7  # C-12
+    judgment_chase_days: int = 15  # C-18
+    judgment_original_days: int = 15  # C-19
+    execution_review_months: int = 1  # C-26
+    office_hour: time = time(8, 0)  # due instants fire at this hour, Europe/Paris
+    late_after_minutes: int = 60  # fired later than this after its due instant: "en retard"
+    whit_monday_is_holiday: bool = True
+    tick_interval_seconds: int = 60
+    lease_seconds: int = 300
+
+
 class Worker(BaseModel):
     max_attempts: int = 8
     backoff_base_seconds: int = 30
@@ -148,6 +175,7 @@ class Settings(BaseSettings):
     routing: Routing = Routing()
     procedure: Procedure = Procedure()
     worker: Worker = Worker()
+    deadlines: Deadlines = Deadlines()
 
     @classmethod
     def settings_customise_sources(

@@ -1,7 +1,7 @@
 """The HTTP application, and the periodic jobs that `recouvrement serve` runs beside it.
 
-APScheduler only drives periodic scans; the database is the source of truth (the inbox
-here, deadlines later), so a missed or doubled run loses or repeats nothing.
+APScheduler only drives periodic scans; the database is the source of truth (the inbox,
+the deadline store), so a missed or doubled run loses or repeats nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI
 
 from app.context import Context
+from app.deadlines.scheduled import tick_job
 from app.health.views import router as health_router
 from app.inbox.scheduled import poll_job
 from app.inbox.views import router as inbox_router
@@ -31,6 +32,9 @@ def make_scheduler(ctx: Context) -> BackgroundScheduler:
     scheduler.add_job(work_job, "interval", seconds=w.work_interval_seconds, args=[ctx], id="work", **common)
     scheduler.add_job(poll_job, "interval", seconds=w.poll_interval_seconds, args=[ctx], id="poll",
                       next_run_time=datetime.now(UTC), **common)
+    # Deadlines due while the service was down fire at start (catch-up), late, once.
+    scheduler.add_job(tick_job, "interval", seconds=ctx.settings.deadlines.tick_interval_seconds, args=[ctx],
+                      id="tick", next_run_time=datetime.now(UTC), **common)
     return scheduler
 
 

@@ -61,8 +61,24 @@ def _environment() -> Environment:
         autoescape=False,
     )
     env.filters["eur"] = lambda amount: _Safe(format_eur(amount))
+    env.filters["fr_date"] = lambda day: _Safe(day.strftime("%d/%m/%Y"))
     return env
 
 
 def render(name: str, **context: object) -> str:
+    """A Redmine text (note, description): values escaped for Textile."""
     return _environment().get_template(f"{name}.j2").render(**context).strip()
+
+
+@lru_cache
+def _plain_environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    env.filters["eur"] = format_eur
+    env.filters["fr_date"] = lambda day: day.strftime("%d/%m/%Y")
+    return env
+
+
+def render_plain(name: str, **context: object) -> str:
+    """A text outside Redmine (a letter): values as they are."""
+    return _plain_environment().get_template(f"{name}.j2").render(**context).strip()

@@ -4,7 +4,8 @@ or by `alembic -x url=… upgrade head`."""
 from alembic import context
 from sqlalchemy import create_engine
 
-import app.inbox.models  # noqa: F401  (registers the tables)
+import app.deadlines.models  # noqa: F401  (registers the tables)
+import app.inbox.models  # noqa: F401
 from app.database import Base
 
 config = context.config

@@ -36,8 +36,7 @@ def reconcile_litigation(ctx: Context, issue: Issue) -> str:
 
     assert register is not None  # a complete file has a mandate number
     analysis = analyse_opening(file, s.procedure)
-    # The gestionnaire of the mandate is the register's assignee; without one, litigation.
-    gestionnaire = register.assigned_to_id or ctx.principal(s.routing.litigation_group)
+    gestionnaire = gestionnaire_of(ctx, register)
 
     funds_request_id = None
     if analysis.funds_request_needed:  # C-6
@@ -67,6 +66,19 @@ def reconcile_litigation(ctx: Context, issue: Issue) -> str:
     if note_once(ctx, issue, key, text):
         done.append(f"analyse : {analysis.act.value}, {len(analysis.parties)} partie(s)")
     return "; ".join(done) or "rien à faire"
+
+
+def register_of(ctx: Context, mandate_number: str) -> Issue | None:
+    """The register ticket of the mandate, when exactly one carries its number."""
+    s = ctx.settings
+    found = ctx.redmine.find_issues(s.trackers.mandate_register, s.fields.mandate_number, mandate_number)
+    return found[0] if mandate_number and len(found) == 1 else None
+
+
+def gestionnaire_of(ctx: Context, register: Issue | None) -> int | None:
+    """The gestionnaire of a mandate is its register ticket's assignee; without one, the
+    tickets meant for the gestionnaire go to the litigation group."""
+    return (register.assigned_to_id if register else None) or ctx.principal(ctx.settings.routing.litigation_group)
 
 
 def reconcile_register(ctx: Context, register: Issue) -> str:

@@ -10,6 +10,9 @@ from datetime import timedelta
 from app.context import Context
 from app.inbox import service
 from app.inbox.models import InboxEvent
+from app.deadlines import flows as deadlines
+from app.litigation.deadlines import RULES as LITIGATION_DEADLINES
+from app.litigation.deadlines import record_dates
 from app.litigation.flows import reconcile_litigation, reconcile_register
 from integrations.redmine.interface import RedmineNotFound, RedmineUnavailable
 
@@ -24,14 +27,18 @@ def process_issue(ctx: Context, issue_id: int) -> str:
         return f"ticket #{issue_id} introuvable (supprimé, ou invisible pour le compte du service) : ignoré"
     if issue.project_id != ctx.redmine.project_id:
         return f"ticket #{issue_id} d'un autre projet : ignoré"
-    if issue.closed:
-        return f"ticket #{issue_id} fermé : rien à faire"
     trackers = ctx.settings.trackers
-    if issue.tracker == trackers.litigation:
-        return reconcile_litigation(ctx, issue)
-    if issue.tracker == trackers.mandate_register:
-        return reconcile_register(ctx, issue)
-    return f"tracker « {issue.tracker} » : rien à faire"
+    done: list[str] = []
+    if issue.closed:
+        done.append("ticket fermé")
+    elif issue.tracker == trackers.litigation:
+        done.append(reconcile_litigation(ctx, issue))
+    elif issue.tracker == trackers.mandate_register:
+        done.append(reconcile_register(ctx, issue))
+    if issue.tracker in (trackers.litigation, trackers.assignation, trackers.execution):
+        done += record_dates(ctx, issue)
+        done += deadlines.sync(ctx, LITIGATION_DEADLINES, issue)  # a closed ticket's are cancelled
+    return "; ".join(d for d in done if d) or f"tracker « {issue.tracker} » : rien à faire"
 
 
 def backoff(ctx: Context, attempts: int) -> timedelta:

@@ -20,6 +20,7 @@ from redminelib import exceptions as rex
 
 from app.config import Settings
 from integrations.redmine.interface import (
+    Child,
     Issue,
     IssueStamp,
     Journal,
@@ -134,7 +135,10 @@ class RedmineClient:
                 Journal(j["id"], j.get("notes") or "", (j.get("user") or {}).get("id"), _parse_time(j.get("created_on")))
                 for j in raw.get("journals", [])
             ],
-            children=[c["id"] for c in raw.get("children", [])],
+            children=[Child(c["id"], c["tracker"]["name"]) for c in raw.get("children", [])],
+            attachments=[a["filename"] for a in raw.get("attachments", [])],
+            relations=[r["issue_to_id"] if r["issue_id"] == raw["id"] else r["issue_id"]
+                       for r in raw.get("relations", [])],
         )
 
     # --- the capability --------------------------------------------------------------
@@ -145,7 +149,7 @@ class RedmineClient:
     def get_issue(self, issue_id: int) -> Issue:
         raw = self._request(
             "get", f"/issues/{issue_id}.json", f"lecture du ticket #{issue_id}",
-            params={"include": "journals,children"},
+            params={"include": "journals,children,attachments,relations"},
         )["issue"]
         return self._issue(raw)
 
@@ -179,7 +183,7 @@ class RedmineClient:
         self._verify(created, parent_id=new.parent_id, assigned_to_id=new.assigned_to_id)
         return created
 
-    def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None) -> None:
+    def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None, custom_fields=None) -> None:
         data: dict[str, Any] = {}
         if notes is not None:
             data["notes"] = notes
@@ -187,19 +191,42 @@ class RedmineClient:
             data["parent_issue_id"] = parent_id
         if assigned_to_id is not None:
             data["assigned_to_id"] = assigned_to_id
+        if custom_fields:
+            data["custom_fields"] = [{"id": self._id("fields", k), "value": v} for k, v in custom_fields.items()]
         if not data:
             return
         self._request("put", f"/issues/{issue_id}.json", f"mise à jour du ticket #{issue_id}", data={"issue": data})
-        if parent_id is not None or assigned_to_id is not None:
-            self._verify(self.get_issue(issue_id), parent_id=parent_id, assigned_to_id=assigned_to_id)
+        if parent_id is not None or assigned_to_id is not None or custom_fields:
+            self._verify(self.get_issue(issue_id), parent_id=parent_id, assigned_to_id=assigned_to_id,
+                         custom_fields=custom_fields)
+
+    def attach_file(self, issue_id: int, filename: str, content: bytes, content_type: str, notes: str) -> None:
+        with _translated_errors(f"envoi du fichier {filename}"):
+            token = self._api.engine.request(
+                "post", f"{self._url}/uploads.json", headers={"Content-Type": "application/octet-stream"},
+                params={"filename": filename}, data=content,
+            )["upload"]["token"]
+        upload = {"token": token, "filename": filename, "content_type": content_type}
+        self._request("put", f"/issues/{issue_id}.json", f"pièce jointe au ticket #{issue_id}",
+                      data={"issue": {"notes": notes, "uploads": [upload]}})
+        if filename not in self.get_issue(issue_id).attachments:
+            raise RedmineWriteIgnored(f"ticket #{issue_id} : pièce jointe {filename} absente après envoi")
+
+    def relate(self, issue_id: int, other_id: int) -> None:
+        self._request("post", f"/issues/{issue_id}/relations.json", f"relation #{issue_id} – #{other_id}",
+                      data={"relation": {"issue_to_id": other_id, "relation_type": "relates"}})
 
     @staticmethod
-    def _verify(issue: Issue, *, parent_id: int | None, assigned_to_id: int | None) -> None:
+    def _verify(issue: Issue, *, parent_id: int | None, assigned_to_id: int | None,
+                custom_fields: dict[str, str] | None = None) -> None:
         problems = []
         if parent_id is not None and issue.parent_id != parent_id:
             problems.append(f"parent #{parent_id} demandé, #{issue.parent_id} relu (permission « gérer les sous-tâches » ?)")
         if assigned_to_id is not None and issue.assigned_to_id != assigned_to_id:
             problems.append(f"assigné {assigned_to_id} demandé, {issue.assigned_to_id} relu")
+        for name, value in (custom_fields or {}).items():
+            if issue.field(name) != value:
+                problems.append(f"champ « {name} » : « {value} » demandé, « {issue.field(name)} » relu")
         if problems:
             raise RedmineWriteIgnored(f"ticket #{issue.id} : écriture ignorée par Redmine : " + "; ".join(problems))
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from integrations.redmine.interface import (
+    Child,
     Issue,
     IssueStamp,
     Journal,
@@ -26,6 +27,7 @@ class FakeRedmine:
         self.service_user_id = service_user_id
         self.down = False
         self.writes = 0
+        self.files: dict[tuple[int, str], bytes] = {}
         self._next_issue = 1
         self._next_journal = 1
         self._tick = datetime(2026, 1, 1, tzinfo=UTC)
@@ -57,14 +59,15 @@ class FakeRedmine:
 
     def _add_child(self, parent_id: int, child_id: int) -> None:
         parent = self.issues[parent_id]
-        self.issues[parent_id] = replace(parent, children=[*parent.children, child_id])
+        child = Child(child_id, self.issues[child_id].tracker)
+        self.issues[parent_id] = replace(parent, children=[*parent.children, child])
 
     def notes(self, issue_id: int) -> list[str]:
         return [j.notes for j in self.issues[issue_id].journals if j.notes]
 
     def children(self, issue_id: int, tracker: str | None = None) -> list[Issue]:
-        return [self.issues[c] for c in self.issues[issue_id].children
-                if tracker is None or self.issues[c].tracker == tracker]
+        return [self.issues[c.id] for c in self.issues[issue_id].children
+                if tracker is None or c.tracker == tracker]
 
     # --- the capability --------------------------------------------------------------
     def get_issue(self, issue_id: int) -> Issue:
@@ -83,11 +86,13 @@ class FakeRedmine:
         return self.add(new.tracker, new.subject, author_id=self.service_user_id, assigned_to_id=new.assigned_to_id,
                         parent_id=new.parent_id, **new.custom_fields)
 
-    def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None) -> None:
+    def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None, custom_fields=None) -> None:
         self._up()
         self.writes += 1
         issue = self.issues[issue_id]
         changes: dict = {"updated_on": self._stamp()}
+        if custom_fields:
+            changes["custom_fields"] = {**issue.custom_fields, **custom_fields}
         if parent_id is not None and parent_id != issue.parent_id:
             changes["parent_id"] = parent_id
             self._add_child(parent_id, issue_id)
@@ -97,6 +102,18 @@ class FakeRedmine:
         self._next_journal += 1
         changes["journals"] = [*issue.journals, journal]
         self.issues[issue_id] = replace(self.issues[issue_id], **changes)
+
+    def attach_file(self, issue_id, filename, content, content_type, notes) -> None:
+        self.files[(issue_id, filename)] = content
+        self.update_issue(issue_id, notes=notes)
+        issue = self.issues[issue_id]
+        self.issues[issue_id] = replace(issue, attachments=[*issue.attachments, filename])
+
+    def relate(self, issue_id, other_id) -> None:
+        self._up()
+        self.writes += 1
+        for a, b in ((issue_id, other_id), (other_id, issue_id)):
+            self.issues[a] = replace(self.issues[a], relations=[*self.issues[a].relations, b])
 
     def changed_since(self, since: datetime | None) -> list[IssueStamp]:
         self._up()

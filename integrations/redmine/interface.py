@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 
@@ -45,6 +45,12 @@ class Journal:
 
 
 @dataclass(frozen=True)
+class Child:
+    id: int
+    tracker: str
+
+
+@dataclass(frozen=True)
 class Issue:
     id: int
     project_id: int
@@ -60,7 +66,9 @@ class Issue:
     created_on: datetime
     updated_on: datetime
     journals: list[Journal] = field(default_factory=list)
-    children: list[int] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+    attachments: list[str] = field(default_factory=list)  # file names
+    relations: list[int] = field(default_factory=list)  # ids of related issues
 
     def field(self, name: str) -> str:
         """A custom field's value as text; empty when absent or blank."""
@@ -68,6 +76,13 @@ class Issue:
         if isinstance(value, list):
             return ", ".join(value)
         return (value or "").strip()
+
+    def date_field(self, name: str) -> date | None:
+        """A date custom field (Redmine: YYYY-MM-DD); None when empty or unreadable."""
+        try:
+            return date.fromisoformat(self.field(name)) if self.field(name) else None
+        except ValueError:
+            return None
 
     def has_field(self, name: str) -> bool:
         """Whether the field applies to this issue's tracker (Redmine lists it)."""
@@ -112,7 +127,7 @@ class Redmine(Protocol):
     """Id of the configured project."""
 
     def get_issue(self, issue_id: int) -> Issue:
-        """The issue with its journals and children."""
+        """The issue with its journals, children, attachments and relations."""
 
     def find_issues(self, tracker: str, field_name: str, value: str) -> list[Issue]:
         """Issues of the project, open or closed, of that tracker whose field equals value
@@ -128,8 +143,16 @@ class Redmine(Protocol):
         notes: str | None = None,
         parent_id: int | None = None,
         assigned_to_id: int | None = None,
+        custom_fields: dict[str, str] | None = None,
     ) -> None:
-        """Apply the given changes, then read back and raise RedmineWriteIgnored on a mismatch."""
+        """Apply the given changes (a custom field set to "" is cleared), then read back and
+        raise RedmineWriteIgnored on a mismatch."""
+
+    def attach_file(self, issue_id: int, filename: str, content: bytes, content_type: str, notes: str) -> None:
+        """Upload a file and attach it to the issue, with a note."""
+
+    def relate(self, issue_id: int, other_id: int) -> None:
+        """A "relates to" relation between two issues (not parent and child)."""
 
     def changed_since(self, since: datetime | None) -> list[IssueStamp]:
         """Issues of the project updated at or after ``since`` (all when None), oldest first."""

@@ -60,6 +60,7 @@ def build_spec(settings: Settings) -> RedmineSpec:
     all_trackers = list(t.model_dump().values())
     file_trackers = [t.mandate_register, t.litigation, t.prevention_reminder, t.fee_cancellation, t.debt_writeoff]
     case_trackers = [t.litigation, t.debt_writeoff]
+    deadline_trackers = [t.litigation, t.assignation, t.execution]
     created = [x for x in all_trackers if x != t.mandate_register]
 
     def cf(name: str, fmt: str, trackers: list[str], values: list[str] | None = None, searched: bool = False):
@@ -71,7 +72,8 @@ def build_spec(settings: Settings) -> RedmineSpec:
         cf(f.owner_ref, "string", file_trackers, searched=True),
         cf(f.debtors, "text", case_trackers),
         cf(f.tenant_in_premises, "bool", case_trackers),
-        cf(f.lease_type, "list", case_trackers, [v.lease_residential, v.lease_commercial]),
+        cf(f.lease_type, "list", [*case_trackers, t.assignation],
+           [v.lease_residential, v.lease_commercial]),
         cf(f.debt_amount, "float", case_trackers),
         cf(f.rent_only_debt, "bool", case_trackers),
         cf(f.gli_lot, "bool", case_trackers),
@@ -80,6 +82,15 @@ def build_spec(settings: Settings) -> RedmineSpec:
         cf(f.starred_tenant, "bool", case_trackers),
         cf(f.owner_written_refusal, "bool", case_trackers),
         cf(f.requested_amount, "float", [t.funds_request]),
+        cf(f.provision_request_date, "date", [t.litigation]),
+        cf(f.funds_received_date, "date", [t.litigation]),
+        cf(f.forfeiture_date, "date", [t.litigation]),
+        cf(f.service_date, "date", [t.litigation]),
+        cf(f.judgment_date, "date", [t.assignation]),
+        cf(f.judgment_service_date, "date", [t.assignation]),
+        cf(f.original_received_date, "date", [t.assignation]),
+        cf(f.deadline, "date", deadline_trackers),
+        cf(f.deadline_reason, "string", deadline_trackers),
         # Every ticket the service creates carries its operation key, searched before creating.
         cf(f.operation_key, "string", created, searched=True),
     ]

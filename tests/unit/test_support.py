@@ -68,3 +68,12 @@ def test_the_clock_is_fixed_or_running():
     assert to_utc(datetime(2027, 1, 1, 12, 0)) == datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
     running = Clock()
     assert not running.is_fixed and running.now().tzinfo is UTC
+
+
+def test_every_name_fits_redmines_limits():
+    """Redmine 5.0 refuses custom field names over 30 characters and tracker names over 30."""
+    from integrations.redmine.schema import build_spec
+
+    spec = build_spec(Settings())
+    too_long = [f.name for f in spec.custom_fields if len(f.name) > 30] + [t for t in spec.trackers if len(t) > 30]
+    assert too_long == []

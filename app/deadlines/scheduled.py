@@ -1,0 +1,11 @@
+"""Periodic firing of due deadlines (and catch-up at start)."""
+
+from __future__ import annotations
+
+from app.context import Context
+from app.deadlines.flows import tick
+from app.litigation.deadlines import RULES
+
+
+def tick_job(ctx: Context) -> None:
+    tick(ctx, RULES)

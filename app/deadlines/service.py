@@ -1,0 +1,122 @@
+"""Queries on the deadline store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from app.database import Database
+from app.deadlines.models import Deadline, DeadlineState
+
+ACTIVE = (DeadlineState.pending, DeadlineState.firing)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A deadline the ticket's current values call for."""
+
+    kind: str  # "<rule>/<name>", e.g. "C-14/provision"
+    due_at: datetime
+    label: str  # what happens then, in French
+
+
+def apply_wanted(db: Database, issue_id: int, wanted: list[Wanted], now: datetime) -> list[str]:
+    """Make the store match what the ticket calls for now: new deadlines pending, those no
+    longer called for cancelled (or superseded by another due instant of the same kind),
+    a cancelled one called for again pending again. Fired deadlines stay fired."""
+    changes: list[str] = []
+    wanted_keys = {(w.kind, w.due_at): w for w in wanted}
+    wanted_kinds = {w.kind for w in wanted}
+    with db.session() as session:
+        rows = {(r.kind, r.due_at): r for r in session.scalars(select(Deadline).where(Deadline.issue_id == issue_id))}
+        for key, row in rows.items():
+            if row.state in ACTIVE and key not in wanted_keys:
+                row.state = DeadlineState.superseded if row.kind in wanted_kinds else DeadlineState.cancelled
+                row.lease_until = None
+                changes.append(f"{row.kind} {row.state.value}")
+        for key, w in wanted_keys.items():
+            row = rows.get(key)
+            if row is None:
+                session.add(Deadline(issue_id=issue_id, kind=w.kind, due_at=w.due_at, label=w.label,
+                                     state=DeadlineState.pending, created_at=now, attempts=0))
+                changes.append(f"{w.kind} prévue")
+            elif row.state in (DeadlineState.cancelled, DeadlineState.superseded):
+                row.state, row.label = DeadlineState.pending, w.label
+                changes.append(f"{w.kind} rétablie")
+    return changes
+
+
+def claim_due(db: Database, now: datetime, lease_seconds: int) -> Deadline | None:
+    """Take one due deadline: pending, or firing under an expired lease (a crashed firer).
+    The conditional UPDATE makes two schedulers never take the same row."""
+    with db.session() as session:
+        for _ in range(5):
+            candidate = session.scalar(
+                select(Deadline.id)
+                .where(Deadline.due_at <= now)
+                .where(or_(Deadline.retry_at.is_(None), Deadline.retry_at <= now))
+                .where(or_(Deadline.state == DeadlineState.pending,
+                           (Deadline.state == DeadlineState.firing) & (Deadline.lease_until < now)))
+                .order_by(Deadline.due_at, Deadline.id)
+                .limit(1)
+            )
+            if candidate is None:
+                return None
+            claimed = session.execute(
+                update(Deadline)
+                .where(Deadline.id == candidate)
+                .where(or_(Deadline.state == DeadlineState.pending,
+                           (Deadline.state == DeadlineState.firing) & (Deadline.lease_until < now)))
+                .values(state=DeadlineState.firing, lease_until=now + timedelta(seconds=lease_seconds),
+                        attempts=Deadline.attempts + 1)
+            )
+            if claimed.rowcount == 1:
+                session.commit()
+                return session.get(Deadline, candidate)
+        return None
+
+
+def state_of(db: Database, deadline_id: int) -> DeadlineState:
+    with db.session() as session:
+        return session.get(Deadline, deadline_id).state
+
+
+def mark_fired(db: Database, deadline_id: int, result: str, now: datetime) -> None:
+    with db.session() as session:
+        session.execute(update(Deadline).where(Deadline.id == deadline_id, Deadline.state == DeadlineState.firing)
+                        .values(state=DeadlineState.fired, fired_at=now, result=result[:4000],
+                                lease_until=None, last_error=None))
+
+
+def release(db: Database, deadline_id: int, error: str, retry_at: datetime) -> None:
+    """Firing failed: back to pending, tried again from ``retry_at``."""
+    with db.session() as session:
+        session.execute(update(Deadline).where(Deadline.id == deadline_id, Deadline.state == DeadlineState.firing)
+                        .values(state=DeadlineState.pending, last_error=error[:4000], retry_at=retry_at,
+                                lease_until=None))
+
+
+def next_active(db: Database, issue_id: int) -> Deadline | None:
+    with db.session() as session:
+        return session.scalar(select(Deadline).where(Deadline.issue_id == issue_id, Deadline.state.in_(ACTIVE))
+                              .order_by(Deadline.due_at, Deadline.id).limit(1))
+
+
+def fired_kinds(db: Database, issue_id: int) -> dict[str, Deadline]:
+    """The latest fired deadline of each kind of the issue."""
+    with db.session() as session:
+        rows = session.scalars(select(Deadline).where(Deadline.issue_id == issue_id,
+                                                      Deadline.state == DeadlineState.fired)
+                               .order_by(Deadline.due_at))
+        return {row.kind: row for row in rows}
+
+
+def listing(db: Database, overdue_at: datetime | None = None) -> list[Deadline]:
+    """Pending deadlines, soonest first; with ``overdue_at``, only those due by then."""
+    with db.session() as session:
+        query = select(Deadline).where(Deadline.state.in_(ACTIVE)).order_by(Deadline.due_at, Deadline.id)
+        if overdue_at is not None:
+            query = query.where(Deadline.due_at <= overdue_at)
+        return list(session.scalars(query))

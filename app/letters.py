@@ -1,0 +1,34 @@
+"""Letters as office documents (.docx) the gestionnaire can open, edit and print.
+
+Text from ``ticket_templates/letters/`` (Jinja2): the first line is the title, blank lines
+separate paragraphs.
+"""
+
+from __future__ import annotations
+
+import io
+
+from docx import Document
+from docx.shared import Pt
+
+from app.templates import render_plain
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def letter_docx(template: str, **context: object) -> bytes:
+    title, _, body = render_plain(f"letters/{template}", **context).partition("\n")
+    document = Document()
+    document.styles["Normal"].font.name = "Arial"
+    document.styles["Normal"].font.size = Pt(11)
+    document.add_heading(title.strip(), level=1)
+    for paragraph in body.strip().split("\n\n"):
+        document.add_paragraph(paragraph.strip())
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def letter_text(content: bytes) -> str:
+    """The text of a generated letter (for checks and tests)."""
+    return "\n".join(p.text for p in Document(io.BytesIO(content)).paragraphs)
