@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.database import Database
 from app.deadlines.models import Deadline, DeadlineState
@@ -38,9 +39,11 @@ def apply_wanted(db: Database, issue_id: int, wanted: list[Wanted], now: datetim
                 changes.append(f"{row.kind} {row.state.value}")
         for key, w in wanted_keys.items():
             row = rows.get(key)
-            if row is None:
-                session.add(Deadline(issue_id=issue_id, kind=w.kind, due_at=w.due_at, label=w.label,
-                                     state=DeadlineState.pending, created_at=now, attempts=0))
+            if row is None:  # the worker and the tick may add the same row at once: no error
+                insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+                session.execute(insert(Deadline).values(
+                    issue_id=issue_id, kind=w.kind, due_at=w.due_at, label=w.label, state=DeadlineState.pending,
+                    created_at=now, attempts=0).on_conflict_do_nothing(index_elements=["issue_id", "kind", "due_at"]))
                 changes.append(f"{w.kind} prévue")
             elif row.state in (DeadlineState.cancelled, DeadlineState.superseded):
                 row.state, row.label = DeadlineState.pending, w.label

@@ -133,3 +133,24 @@ def test_c26_monthly_review_series(ctx, created, after, due):
     issue = replace(issue, created_on=datetime(created.year, created.month, created.day, 10, tzinfo=UTC))
     assert review_due_on(ctx, issue, after) == due
 
+
+
+def test_two_syncs_adding_the_same_deadline_at_once_do_not_fail(ctx):
+    """The worker and the tick job of one `serve` may sync the same ticket concurrently."""
+    from threading import Barrier, Thread
+
+    barrier, errors = Barrier(2), []
+
+    def sync():
+        barrier.wait()
+        try:
+            service.apply_wanted(ctx.db, 7, [Wanted("C-26/revue-mensuelle", D45, "x")], NOW)
+        except Exception as exc:  # noqa: BLE001 — the failure under test
+            errors.append(exc)
+
+    threads = [Thread(target=sync) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and states(ctx, 7) == [("C-26/revue-mensuelle", D45, DeadlineState.pending)]

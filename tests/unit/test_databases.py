@@ -1,4 +1,4 @@
-"""The inbox's store-once and claim on both engines (SQLite file, and PostgreSQL where one
+"""The inbox and the deadline store on both engines (SQLite file, and PostgreSQL where one
 answers on 127.0.0.1:5432, as on the development machines)."""
 
 import json
@@ -48,3 +48,17 @@ def test_store_once_then_claim_in_order(db):
     assert service.claim_next(db, NOW, 60) is None
     service.finish(db, claimed.id, "ok", NOW + timedelta(seconds=1))
     assert service.count_by_state(db) == {"done": 1}
+
+
+def test_deadline_store_claims_once_and_tolerates_a_repeated_insert(db):
+    from app.deadlines import service as deadlines
+    from app.deadlines.service import Wanted
+
+    db.migrate()
+    wanted = [Wanted("C-14/provision", NOW, "déchéance")]
+    deadlines.apply_wanted(db, 3, wanted, NOW)
+    deadlines.apply_wanted(db, 3, wanted, NOW)
+    first = deadlines.claim_due(db, NOW, 60)
+    assert first is not None and first.due_at == NOW and deadlines.claim_due(db, NOW, 60) is None
+    deadlines.mark_fired(db, first.id, "ok", NOW)
+    assert deadlines.listing(db) == [] and deadlines.fired_kinds(db, 3)["C-14/provision"].id == first.id
