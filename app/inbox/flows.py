@@ -12,6 +12,7 @@ import hmac
 import json
 from dataclasses import dataclass
 
+from app.clock import to_utc
 from app.context import Context
 from app.inbox import service
 from integrations.redmine.interface import Issue
@@ -66,7 +67,7 @@ def _journal_id(journal: object) -> int | None:
 def parse_delivery(body: bytes) -> ParsedEvent:
     """A webhook body, native (Redmine ≥ 7) or plugin format, as an inbox event."""
     try:
-        document = json.loads(body)
+        document = json.loads(body.decode("utf-8-sig"))  # UTF-8 only (RFC 8259): the payload is stored as text
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IntakeError(400, f"JSON invalide : {exc}") from None
     if not isinstance(document, dict):
@@ -74,7 +75,7 @@ def parse_delivery(body: bytes) -> ParsedEvent:
 
     if "type" in document and "data" in document:  # native
         event_type = document["type"]
-        if event_type not in NATIVE_TYPES:
+        if not isinstance(event_type, str) or event_type not in NATIVE_TYPES:
             raise IntakeError(400, f"type d'événement non pris en charge : {str(event_type)[:40]!r}")
         data = document["data"]
         if not isinstance(data, dict):
@@ -85,7 +86,7 @@ def parse_delivery(body: bytes) -> ParsedEvent:
         if not isinstance(payload, dict):
             raise IntakeError(400, "payload : objet attendu")
         action = payload.get("action")
-        if action not in PLUGIN_ACTIONS:
+        if not isinstance(action, str) or action not in PLUGIN_ACTIONS:
             raise IntakeError(400, f"action non prise en charge : {str(action)[:40]!r}")
         event_type = PLUGIN_ACTIONS[action]
         issue, journal = payload.get("issue"), payload.get("journal")
@@ -136,6 +137,7 @@ def poll_once(ctx: Context) -> PollReport:
     The cursor moves after each issue, so a crash mid-poll resumes where it stopped."""
     project = ctx.settings.project
     since = service.poll_cursor(ctx.db, project) or ctx.settings.sync_since
+    since = to_utc(since) if since else None  # a naive RECOUVREMENT_SYNC_SINCE is UTC, as everywhere
     stamps = ctx.redmine.changed_since(since)
     seen = service.polled_versions(ctx.db, [s.id for s in stamps])
     read = queued = 0

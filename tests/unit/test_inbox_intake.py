@@ -55,6 +55,11 @@ def test_an_update_without_journal_is_keyed_by_its_body():
     (b'{"type": "issue.created", "data": {}}', "issue"),
     (b'{"type": "issue.updated", "data": {"issue": {"id": 1}, "journal": {"id": "x"}}}', "journal.id"),
     (b'{"payload": {"action": "closed", "issue": {"id": 1}}}', "action"),
+    (b'{"payload": [1]}', "payload"),
+    (b'{"payload": {"action": "opened", "issue": 7}}', "issue"),
+    (b'{"type": ["issue.created"], "data": {"issue": {"id": 1}}}', "non pris en charge"),  # unhashable type
+    (b'{"payload": {"action": {"a": 1}, "issue": {"id": 1}}}', "action"),  # unhashable action
+    ('{"type": "issue.created", "data": {"issue": {"id": 1}}}'.encode("utf-16"), "JSON invalide"),  # not UTF-8
 ])
 def test_malformed_or_unknown_bodies_are_refused_with_a_reason(body, says):
     with pytest.raises(IntakeError) as refused:
@@ -105,3 +110,17 @@ def test_a_change_seen_by_webhook_and_by_polling_is_stored_once(ctx):
     assert poll_once(ctx).queued == 0
     with ctx.db.session() as session:
         assert session.query(InboxEvent).count() == 1
+
+
+def test_a_naive_sync_since_is_read_as_utc(tmp_path):
+    from datetime import timedelta
+
+    from app.config import Settings
+    from tests.unit.helpers import make_context
+
+    ctx = make_context(tmp_path)
+    ctx.redmine.add("Contentieux")  # before go-live
+    new = ctx.redmine.add("Contentieux")
+    ctx.settings = Settings(sync_since=new.updated_on.replace(tzinfo=None) - timedelta(microseconds=1))
+    assert poll_once(ctx).queued == 1
+    assert [e.issue_id for e in service.list_events(ctx.db)] == [new.id]

@@ -56,12 +56,15 @@ def test_missing_register_note_to_author_once_and_nothing_else(ctx):
     redmine = ctx.redmine
     lit = add_litigation(redmine, mandate="M-404")
     reconcile_litigation(ctx, redmine.get_issue(lit.id))
+    writes = redmine.writes
     reconcile_litigation(ctx, redmine.get_issue(lit.id))
 
     issue = redmine.get_issue(lit.id)
     [note] = redmine.notes(lit.id)
     assert "M-404" in note and "Registre des mandats" in note
     assert issue.assigned_to_id == CLERK and issue.parent_id is None and issue.children == []
+    assert redmine.writes == writes == 1
+    assert [i.tracker for i in redmine.issues.values()] == ["Contentieux"]  # nothing else created
 
 
 def test_register_created_later_attaches_the_waiting_file(ctx):
@@ -82,8 +85,9 @@ def test_two_registers_for_one_mandate_attach_nothing(ctx):
     lit = add_litigation(redmine)
     reconcile_litigation(ctx, redmine.get_issue(lit.id))
     [note] = redmine.notes(lit.id)
-    assert f"#{first.id}" in note and f"#{second.id}" in note
-    assert redmine.get_issue(lit.id).parent_id is None
+    assert f"#{first.id}" in note and f"#{second.id}" in note and "M-1" in note
+    issue = redmine.get_issue(lit.id)
+    assert issue.parent_id is None and issue.assigned_to_id == CLERK and issue.children == []
 
 
 def test_incomplete_file_is_attached_then_sent_back_to_its_author(ctx):
@@ -133,3 +137,54 @@ def test_author_who_cannot_be_assigned_falls_back_to_litigation(ctx, monkeypatch
     reconcile_litigation(ctx, redmine.get_issue(lit.id))
     assert redmine.get_issue(lit.id).assigned_to_id == LITIGATION_GROUP
     assert "assigné au groupe Contentieux" in redmine.notes(lit.id)[0]
+
+
+def test_c4_c5_tenant_gone_one_party_sommation_at_300_euros(ctx):
+    redmine = ctx.redmine
+    add_register(redmine)
+    lit = add_litigation(redmine, **{"Locataire dans les lieux": "0", "Débiteurs": "Jean Dupont ; locataire"})
+    reconcile_litigation(ctx, redmine.get_issue(lit.id))
+    [note] = analyses(redmine, lit.id)
+    assert "sommation de payer" in note and "commandement" not in note and "a quitté les lieux" in note
+    assert "1 acte(s) × 300,00\u00a0€ = *300,00\u00a0€*" in note
+    [funds] = redmine.children(lit.id, "Demande de fonds")
+    assert funds.field("Montant demandé") == "300"
+
+
+def test_names_typed_in_redmine_show_as_typed_in_the_note(ctx):
+    redmine = ctx.redmine
+    add_register(redmine)
+    lit = add_litigation(redmine, **{"Débiteurs": '*Dupont* ; locataire\n"x":http://a ; caution'})
+    reconcile_litigation(ctx, redmine.get_issue(lit.id))
+    [note] = analyses(redmine, lit.id)
+    assert "** &#42;Dupont&#42; (locataire)" in note and "** &#34;x&#34;:http://a (caution)" in note
+
+
+def test_register_created_later_also_gets_the_funds_request_and_task(ctx):
+    redmine = ctx.redmine
+    lit = add_litigation(redmine, mandate="M-9")
+    reconcile_litigation(ctx, redmine.get_issue(lit.id))
+    register = add_register(redmine, "M-9")
+    reconcile_register(ctx, redmine.get_issue(register.id))
+    assert {c.tracker for c in redmine.children(lit.id)} == {"Demande de fonds", "Tâche gestionnaire"}
+    assert {c.assigned_to_id for c in redmine.children(lit.id)} == {GESTIONNAIRE}
+    writes = redmine.writes
+    assert reconcile_register(ctx, redmine.get_issue(register.id)) == "aucun contentieux en attente"
+    assert redmine.writes == writes
+
+
+def test_an_incomplete_file_lists_every_problem_and_is_opened_once_completed(ctx):
+    redmine = ctx.redmine
+    add_register(redmine)
+    lit = add_litigation(redmine, **{"Débiteurs": "Jean Dupont", "Compte propriétaire": ""})
+    reconcile_litigation(ctx, redmine.get_issue(lit.id))
+    [note] = redmine.notes(lit.id)
+    assert "ligne 1 « Jean Dupont »" in note and "« Compte propriétaire » non renseigné" in note
+    assert "aucun locataire" in note
+
+    issue = redmine.get_issue(lit.id)
+    redmine.issues[lit.id] = replace(issue, custom_fields={
+        **issue.custom_fields, "Débiteurs": "Jean Dupont ; locataire", "Compte propriétaire": "Créditeur"})
+    reconcile_litigation(ctx, redmine.get_issue(lit.id))
+    assert len(analyses(redmine, lit.id)) == 1
+    assert [c.tracker for c in redmine.children(lit.id)] == ["Tâche gestionnaire"]

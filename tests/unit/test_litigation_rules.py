@@ -85,3 +85,21 @@ def test_a_complete_file_reads_every_value():
     assert file.complete
     assert (file.mandate_number, file.tenant_ref, file.owner_ref) == ("M-1", "LOC-1", "PROP-1")
     assert file.debt == Decimal("2450.50") and file.tenant_in_premises is True and file.owner_account_in_debit is True
+
+
+def test_debtor_line_numbers_count_blank_lines():
+    _, problems = parse_debtors("Jean Dupont ; locataire\n\nPaul Martin ; garant")
+    assert len(problems) == 1 and "ligne 3" in problems[0] and "Paul Martin ; garant" in problems[0]
+
+
+def test_a_blank_only_field_is_not_filled_and_every_problem_is_listed():
+    file = read(**{"N° mandat": "  ", "Locataire dans les lieux": "", "Compte propriétaire": "Débiteur ?"})
+    assert len(file.problems) == 3, file.problems
+    assert any("« N° mandat » non renseigné" in p for p in file.problems)
+    assert any("« Locataire dans les lieux » non renseigné" in p for p in file.problems)
+    assert any("valeur « Débiteur ? » inconnue" in p for p in file.problems)
+
+
+def test_a_missing_debt_amount_is_not_a_problem():
+    file = read(**{"Montant de la dette": ""})
+    assert file.complete and file.debt is None

@@ -27,7 +27,8 @@ def test_escaping_neutralises_markup(markup, escaped):
 
 @pytest.mark.parametrize("amount, text", [
     (Decimal("1500"), "1\u202f500,00\u00a0€"), (Decimal("0.5"), "0,50\u00a0€"),
-    (Decimal("4000.01"), "4\u202f000,01\u00a0€"), (900, "900,00\u00a0€"), (Decimal("1234567.891"), "1\u202f234\u202f567,89\u00a0€"),
+    (Decimal("4000.01"), "4\u202f000,01\u00a0€"), (900, "900,00\u00a0€"), (0.5, "0,50\u00a0€"),
+    (4000.01, "4\u202f000,01\u00a0€"), (1500, "1\u202f500,00\u00a0€"), (Decimal("1234567.891"), "1\u202f234\u202f567,89\u00a0€"),
 ])
 def test_amounts_in_french_notation(amount, text):
     assert format_eur(amount) == text
@@ -77,3 +78,33 @@ def test_every_name_fits_redmines_limits():
     spec = build_spec(Settings())
     too_long = [f.name for f in spec.custom_fields if len(f.name) > 30] + [t for t in spec.trackers if len(t) > 30]
     assert too_long == []
+
+
+def test_the_yaml_file_wins_over_defaults_without_environment(tmp_path, monkeypatch):
+    """C-5: the cost per party is configuration."""
+    config = tmp_path / "recouvrement.yaml"
+    config.write_text("procedure:\n  act_cost_per_party_eur: 310\n")
+    assert Settings().procedure.act_cost_per_party_eur == Decimal("300")
+    monkeypatch.setenv("RECOUVREMENT_CONFIG_FILE", str(config))
+    assert Settings().procedure.act_cost_per_party_eur == Decimal("310")
+
+
+def test_an_empty_webhook_secret_is_no_secret():
+    assert Settings(webhook_secret="").webhook_secret is None
+    secret = Settings(webhook_secret="s3cret-value").webhook_secret
+    assert "s3cret-value" not in repr(secret) and secret.get_secret_value() == "s3cret-value"
+
+
+def test_to_utc_of_paris_winter_and_summer_times():
+    paris = ZoneInfo("Europe/Paris")
+    assert to_utc(datetime(2027, 1, 15, 9, 0, tzinfo=paris)) == datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
+    assert to_utc(datetime(2027, 7, 15, 9, 0, tzinfo=paris)) == datetime(2027, 7, 15, 7, 0, tzinfo=UTC)
+    assert to_utc(datetime(2027, 7, 15, 9, 0, tzinfo=paris)).tzinfo is UTC
+
+
+def test_a_fixed_clock_does_not_move_a_running_one_does():
+    fixed = Clock(datetime(2027, 1, 15, 8, 0))  # naive: read as UTC
+    assert fixed.now() == fixed.now() == datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
+    running = Clock()
+    before = datetime.now(UTC)
+    assert before <= running.now() <= datetime.now(UTC)

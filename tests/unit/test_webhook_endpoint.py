@@ -76,3 +76,26 @@ def test_health_and_ready(ctx):
         ctx.redmine.down = True
         not_ready = client.get("/ready")
     assert not_ready.status_code == 503 and "injoignable" in not_ready.json()["checks"]["redmine"]
+
+
+def test_a_chunked_body_over_the_limit_is_413_and_stores_nothing(signed_ctx):
+    body = json.dumps({"type": "issue.created", "data": {"issue": {"id": 5, "d": "x" * 3000}}}).encode()
+    chunks = iter([body[:1000], body[1000:2000], body[2000:]])  # no Content-Length: read in a stream
+    assert post(signed_ctx, chunks, signed(body)).status_code == 413
+    assert stored(signed_ctx) == []
+
+
+def test_the_signature_is_checked_before_the_body_is_read_as_json(signed_ctx):
+    body = b'{"type": ["issue.created"], "data": {}}'
+    assert post(signed_ctx, body, {}).status_code == 401
+    response = post(signed_ctx, body, signed(body))
+    assert response.status_code == 400 and "non pris en charge" in response.json()["error"]
+    assert stored(signed_ctx) == []
+
+
+def test_both_formats_of_one_change_are_stored_once(ctx):
+    native = json.dumps({"type": "issue.updated", "data": {"issue": {"id": 5}, "journal": {"id": 8}}}).encode()
+    plugin = json.dumps({"payload": {"action": "updated", "issue": {"id": 5}, "journal": {"id": 8}}}).encode()
+    assert post(ctx, native, {}).status_code == 202
+    assert post(ctx, plugin, {}).status_code == 200
+    assert len(stored(ctx)) == 1

@@ -51,8 +51,14 @@ def test_a_later_event_of_an_issue_waits_for_the_earlier_one(ctx):
     assert event(ctx, later).state is EventState.pending
 
     ctx.clock = Clock(NOW + timedelta(minutes=5))
+    claimed = service.claim_next(ctx.db, ctx.clock.now(), 60)
+    assert claimed.id == earlier
+    assert service.claim_next(ctx.db, ctx.clock.now(), 60) is None  # not while the earlier one is processing
+    service.postpone(ctx.db, earlier, "x", ctx.clock.now())
     assert work(ctx).processed == 2
-    assert event(ctx, earlier).finished_at <= event(ctx, later).finished_at
+    # The first run signals the missing register, the second finds it already signalled.
+    assert "signalé à l'auteur" in event(ctx, earlier).result
+    assert event(ctx, later).result == "registre absent (déjà signalé)"
 
 
 def test_redmine_down_the_event_waits_with_backoff_then_fails_after_max_attempts(tmp_path):
@@ -135,3 +141,53 @@ def test_the_first_poll_starts_at_sync_since(tmp_path):
     ctx.settings = Settings(sync_since=new.updated_on)
     assert poll_once(ctx).queued == 1
     assert [e.issue_id for e in service.list_events(ctx.db)] == [new.id]  # not the older one
+
+
+def test_with_max_attempts_2_the_second_failure_is_final(tmp_path):
+    ctx = make_context(tmp_path, Settings(worker=Worker(max_attempts=2, backoff_base_seconds=10)))
+    event_id = deliver(ctx, add_litigation(ctx.redmine).id)
+    ctx.redmine.down = True
+    work(ctx)
+    assert (event(ctx, event_id).state, event(ctx, event_id).attempts) == (EventState.pending, 1)
+    ctx.clock = Clock(NOW + timedelta(seconds=10))
+    work(ctx)
+    failed = event(ctx, event_id)
+    assert (failed.state, failed.attempts, failed.finished_at) == (EventState.failed, 2, NOW + timedelta(seconds=10))
+
+
+def test_a_refused_write_fails_the_event_at_once(ctx, monkeypatch):
+    add_register(ctx.redmine)
+    event_id = deliver(ctx, add_litigation(ctx.redmine).id)
+
+    def refuse(new):
+        raise RedmineRejected(f"création du ticket {new.tracker} : Redmine a refusé (Tracker is not included)")
+
+    monkeypatch.setattr(ctx.redmine, "create_issue", refuse)
+    work(ctx)
+    failed = event(ctx, event_id)
+    assert (failed.state, failed.attempts) == (EventState.failed, 1)
+    assert failed.last_error.startswith("RedmineRejected") and "Tracker is not included" in failed.last_error
+
+
+def test_an_event_left_processing_by_a_crashed_worker_is_done_by_the_next_one(ctx):
+    add_register(ctx.redmine)
+    lit = add_litigation(ctx.redmine)
+    event_id = deliver(ctx, lit.id)
+    with ctx.db.session() as session:
+        session.execute(update(InboxEvent).where(InboxEvent.id == event_id).values(
+            state=EventState.processing, attempts=1, lease_until=NOW - timedelta(seconds=1)))
+    assert work(ctx).processed == 1
+    done = event(ctx, event_id)
+    assert (done.state, done.attempts, done.lease_until) == (EventState.done, 2, None)
+    assert ctx.redmine.get_issue(lit.id).parent_id is not None
+
+
+def test_retry_failed_only_the_events_given(ctx):
+    first, second = deliver(ctx, 1, 1), deliver(ctx, 2, 2)
+    with ctx.db.session() as session:
+        session.execute(update(InboxEvent).values(state=EventState.failed, attempts=8, last_error="x"))
+    assert service.retry_failed(ctx.db, NOW, [second]) == 1
+    assert event(ctx, first).state is EventState.failed
+    retried = event(ctx, second)
+    assert (retried.state, retried.attempts, retried.next_attempt_at, retried.finished_at) == \
+        (EventState.pending, 0, NOW, None)
