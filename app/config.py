@@ -87,6 +87,18 @@ class FieldNames(BaseModel):
     original_received_date: str = "Original reçu le"  # C-19
     deadline: str = "Échéance"
     deadline_reason: str = "Échéance – motif"
+    # Issue 4: after the act (bailiff file, title, judgment, enforcement, invoices).
+    file_sent_date: str = "Dossier transmis le"  # C-8
+    act_unpaid: str = "Acte resté impayé"  # C-11
+    injunction_contested: str = "Injonction contestée"  # C-23
+    judgment_outcome: str = "Issue du jugement"  # C-20, C-21
+    eviction_ordered: str = "Expulsion ordonnée"  # C-27
+    eviction_order_date: str = "Commandement quitter le"  # C-27, L-15
+    tenant_stays: str = "Maintien dans les lieux"  # C-27
+    tenant_left_date: str = "Départ du locataire le"  # C-27 → 20 06 02
+    estimated_cost: str = "Coût estimé"  # every ticket the service opens with a cost
+    expense_kind: str = "Nature de la dépense"  # C-29
+    gli_indemnified: str = "Propriétaire indemnisé GLI"  # C-30
 
 
 class StatusNames(BaseModel):
@@ -102,6 +114,10 @@ class ListValues(BaseModel):
     owner_account_debit: str = "Débiteur"
     lease_residential: str = "Habitation"
     lease_commercial: str = "Commercial"
+    judgment_favourable: str = "Favorable"
+    judgment_unfavourable: str = "Défavorable"
+    expense_fees: str = "Honoraires"
+    expense_other: str = "Autre"
 
 
 class Routing(BaseModel):
@@ -122,6 +138,7 @@ class Procedure(BaseModel):
     injunction_cost_eur: Decimal = Decimal("400")  # C-24
     injunction_ceiling_eur: Decimal = Decimal("4000")  # C-22
     execution_cost_eur: Decimal = Decimal("400")  # C-26
+    service_fees_note: str = "+ frais de signification du commissaire de justice"  # C-24
     eviction_order_cost_eur: Decimal = Decimal("300")  # C-27
     public_force_cost_eur: Decimal = Decimal("3000")  # C-27
     litigation_after_unpaid_months: int = 3  # C-3

@@ -10,10 +10,14 @@ from datetime import timedelta
 from app.context import Context
 from app.inbox import service
 from app.inbox.models import InboxEvent
+from app.bailiff.flows import reconcile_bailiff_file
 from app.deadlines import flows as deadlines
+from app.enforcement.flows import reconcile_eviction, reconcile_eviction_order, reconcile_judgment
+from app.invoices.flows import reconcile_invoice
 from app.litigation.deadlines import RULES as LITIGATION_DEADLINES
 from app.litigation.deadlines import record_dates
 from app.litigation.flows import reconcile_litigation, reconcile_register
+from app.titles.flows import reconcile_contested_injunction, reconcile_title
 from integrations.redmine.interface import RedmineNotFound, RedmineUnavailable
 
 log = logging.getLogger(__name__)
@@ -27,15 +31,31 @@ def process_issue(ctx: Context, issue_id: int) -> str:
         return f"ticket #{issue_id} introuvable (supprimé, ou invisible pour le compte du service) : ignoré"
     if issue.project_id != ctx.redmine.project_id:
         return f"ticket #{issue_id} d'un autre projet : ignoré"
-    trackers = ctx.settings.trackers
+    t = ctx.settings.trackers
     done: list[str] = []
-    if issue.closed:
+    if issue.tracker == t.funds_request and issue.parent_id:  # closed: the funds are there (C-6, C-7)
+        done += reconcile_bailiff_file(ctx, ctx.redmine.get_issue(issue.parent_id))
+    elif issue.closed:
         done.append("ticket fermé")
-    elif issue.tracker == trackers.litigation:
+    elif issue.tracker == t.litigation:
         done.append(reconcile_litigation(ctx, issue))
-    elif issue.tracker == trackers.mandate_register:
+        done += reconcile_title(ctx, issue)
+        done += reconcile_bailiff_file(ctx, issue)
+    elif issue.tracker == t.mandate_register:
         done.append(reconcile_register(ctx, issue))
-    if issue.tracker in (trackers.litigation, trackers.assignation, trackers.execution):
+    elif issue.tracker == t.assignation:
+        done += reconcile_judgment(ctx, issue)
+        done += reconcile_eviction_order(ctx, issue)
+    elif issue.tracker == t.injunction:
+        done += reconcile_contested_injunction(ctx, issue)
+        done += reconcile_judgment(ctx, issue)
+    elif issue.tracker == t.eviction:
+        done += reconcile_eviction(ctx, issue)
+    elif issue.tracker == t.supplier_payment:
+        done += reconcile_invoice(ctx, issue)
+    if issue.tracker in (t.litigation, t.assignation, t.execution):
+        if any(d and d != "rien à faire" for d in done):
+            issue = ctx.redmine.get_issue(issue.id)  # what was just added (a title sub-task stops C-12)
         done += record_dates(ctx, issue)
         done += deadlines.sync(ctx, LITIGATION_DEADLINES, issue)  # a closed ticket's are cancelled
     return "; ".join(d for d in done if d) or f"tracker « {issue.tracker} » : rien à faire"

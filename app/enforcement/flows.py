@@ -1,0 +1,139 @@
+"""From the title to recovery (procedure 20 05 08 02 § 2 and 3), rules C-20, C-21, C-25 … C-27.
+
+- Favourable judgment (``Issue du jugement`` on the Assignation or Injonction ticket): one
+  ``Exécution`` ticket per debtor of the file, under the title ticket (C-20), each with its
+  cost (C-26) and the monthly review deadline; the bailiff executes right after service (C-21).
+- Unfavourable judgment: a task to study an appeal with the owner (C-21).
+- Eviction ordered (``Expulsion ordonnée``): an ``Expulsion`` ticket: commandement de quitter
+  les lieux (≈ 300 €), then the force publique (≈ 3 000 €) if the tenant stays, then
+  process 20 06 02 "Départs locataire" (C-27), with the winter truce and the statutory
+  delays of L-15 shown as warnings on the dates they affect.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, timedelta
+
+from app.calendar import add_months, paris_date
+from app.context import Context
+from app.deadlines import flows as deadlines
+from app.effects import digest, ensure_ticket, note_once
+from app.litigation.case import Party, read_litigation_file
+from app.litigation.deadlines import RULES
+from app.litigation.flows import gestionnaire_of, register_of
+from app.templates import render
+from integrations.redmine.interface import Issue, NewIssue
+
+EVICTION_NOTICE_MONTHS = 2  # L-15: the occupant has 2 months after the commandement de quitter
+PREFECT_ANSWER_MONTHS = 2  # L-15: the préfet has 2 months to answer
+
+
+def in_winter_truce(day: date) -> bool:
+    """L-15: no physical eviction from 1 November to 31 March (proceedings go on)."""
+    return day.month >= 11 or day.month <= 3
+
+
+def truce_end(day: date) -> date:
+    """The first day after the truce that contains ``day``."""
+    return date(day.year + (1 if day.month >= 11 else 0), 4, 1)
+
+
+def _slug(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
+
+
+def reconcile_judgment(ctx: Context, title: Issue) -> list[str]:
+    """C-20, C-21 on a title ticket (Assignation or Injonction de payer) with its outcome."""
+    s = ctx.settings
+    outcome = title.field(s.fields.judgment_outcome)
+    if not outcome or title.parent_id is None:
+        return []
+    litigation = ctx.redmine.get_issue(title.parent_id)
+    file = read_litigation_file(litigation, s)
+    mandate = file.mandate_number
+    if outcome == s.values.judgment_favourable:
+        executions = [_execution(ctx, title, mandate, party) for party in file.parties]
+        text = render("judgment_favourable", executions=executions, cost=s.procedure.execution_cost_eur)
+        note_once(ctx, title, f"C-20/executions/{digest([e.id for e in executions])}", text)
+        return [f"jugement favorable : {len(executions)} exécution(s)"]
+    if outcome == s.values.judgment_unfavourable:
+        task, _ = ensure_ticket(ctx, f"C-21/appel/{title.id}", NewIssue(
+            tracker=s.trackers.task, subject=f"Étudier un appel avec le propriétaire — {title.tracker} #{title.id}",
+            description=render("appeal_task", title_id=title.id, litigation_id=litigation.id),
+            parent_id=title.id, assigned_to_id=gestionnaire_of(ctx, register_of(ctx, mandate)),
+            custom_fields={s.fields.mandate_number: mandate}))
+        note_once(ctx, title, f"C-21/defavorable/{title.id}", render("judgment_unfavourable", task_id=task.id))
+        return [f"jugement défavorable : étude d'appel #{task.id}"]
+    return []
+
+
+def _execution(ctx: Context, title: Issue, mandate: str, party: Party) -> Issue:
+    """C-20: one Exécution ticket per debtor, under the title ticket; C-26 review scheduled."""
+    s = ctx.settings
+    execution, created = ensure_ticket(ctx, f"C-20/execution/{title.id}/{_slug(party.name)}", NewIssue(
+        tracker=s.trackers.execution,
+        subject=f"Exécution — {party.name} ({party.role.value}) — {title.tracker.lower()} #{title.id}",
+        description=render("execution_ticket", party=party, title_id=title.id, cost=s.procedure.execution_cost_eur),
+        parent_id=title.id,
+        assigned_to_id=ctx.principal(s.routing.litigation_group),
+        custom_fields={s.fields.mandate_number: mandate, s.fields.estimated_cost: str(s.procedure.execution_cost_eur)}))
+    if created:  # its monthly review (C-26) from now, without waiting for the next poll
+        deadlines.sync(ctx, RULES, ctx.redmine.get_issue(execution.id))
+    return execution
+
+
+def reconcile_eviction_order(ctx: Context, assignation: Issue) -> list[str]:
+    """C-27: a judgment granting eviction opens the Expulsion ticket."""
+    s = ctx.settings
+    if assignation.field(s.fields.eviction_ordered) != "1":
+        return []
+    mandate = assignation.field(s.fields.mandate_number)
+    eviction, created = ensure_ticket(ctx, f"C-27/expulsion/{assignation.id}", NewIssue(
+        tracker=s.trackers.eviction,
+        subject=f"Expulsion — assignation #{assignation.id} — mandat {mandate}",
+        description=render("eviction_ticket", assignation_id=assignation.id,
+                           order_cost=s.procedure.eviction_order_cost_eur,
+                           force_cost=s.procedure.public_force_cost_eur),
+        parent_id=assignation.id,
+        assigned_to_id=ctx.principal(s.routing.litigation_group),
+        custom_fields={s.fields.mandate_number: mandate,
+                       s.fields.estimated_cost: str(s.procedure.eviction_order_cost_eur)}))
+    return [f"expulsion #{eviction.id}"] if created else []
+
+
+def reconcile_eviction(ctx: Context, eviction: Issue) -> list[str]:
+    """C-27 steps on the Expulsion ticket, with the L-15 delays and truce as warnings."""
+    s = ctx.settings
+    f = s.fields
+    done: list[str] = []
+    ordered_on = eviction.date_field(f.eviction_order_date)
+    if ordered_on:
+        leave_by = add_months(ordered_on, EVICTION_NOTICE_MONTHS)
+        text = render("eviction_ordered", ordered_on=ordered_on, leave_by=leave_by,
+                      truce=in_winter_truce(leave_by), truce_end=truce_end(leave_by))
+        if note_once(ctx, eviction, f"C-27/commandement/{ordered_on}", text):
+            done.append(f"quitter les lieux avant le {leave_by:%d/%m/%Y}")
+    if eviction.field(f.tenant_stays) == "1":
+        today = paris_date(ctx.clock.now())
+        answer_by = add_months(today, PREFECT_ANSWER_MONTHS)
+        next_truce = date(today.year, 11, 1) if today < date(today.year, 11, 1) else date(today.year + 1, 11, 1)
+        text = render("eviction_public_force", cost=s.procedure.public_force_cost_eur, answer_by=answer_by,
+                      late_request=add_months(today, 2) > next_truce and not in_winter_truce(today),
+                      truce=in_winter_truce(answer_by) or in_winter_truce(today),
+                      truce_end=truce_end(answer_by if in_winter_truce(answer_by) else today))
+        if note_once(ctx, eviction, f"C-27/force-publique/{eviction.id}", text):
+            done.append("force publique à requérir")
+    left_on = eviction.date_field(f.tenant_left_date)
+    if left_on:
+        mandate = eviction.field(f.mandate_number)
+        task, created = ensure_ticket(ctx, f"C-27/depart/{eviction.id}", NewIssue(
+            tracker=s.trackers.task, subject=f"Départ du locataire (process 20 06 02) — expulsion #{eviction.id}",
+            description=render("tenant_departure_task", left_on=left_on, eviction_id=eviction.id),
+            parent_id=eviction.id, assigned_to_id=gestionnaire_of(ctx, register_of(ctx, mandate)),
+            custom_fields={f.mandate_number: mandate}))
+        if created:
+            done.append(f"départs locataire #{task.id}")
+    return done
