@@ -91,6 +91,13 @@ class RedmineAdmin:
     def update_issue(self, issue_id: int, as_user: str | None = None, **attributes) -> None:
         self._call("PUT", f"/issues/{issue_id}.json", as_user=as_user, json={"issue": attributes})
 
+    def attach(self, issue_id: int, filename: str, content: bytes) -> None:
+        response = self.http.post("/uploads.json", params={"filename": filename}, content=content,
+                                  headers={"Content-Type": "application/octet-stream"})
+        response.raise_for_status()
+        token = response.json()["upload"]["token"]
+        self.update_issue(issue_id, uploads=[{"token": token, "filename": filename}])
+
     def issue(self, issue_id: int) -> dict:
         return self._call("GET", f"/issues/{issue_id}.json", params={"include": "journals,children"})["issue"]
 
