@@ -182,3 +182,26 @@ def test_bailiff_file_missing_lease_then_complete(admin, service, clerk, gestion
     assert any("Dossier complet transmis à l'huissier" in n for n in admin.notes(lit["id"]))  # C-8
     assert admin.issue(lit["id"])["parent"]["id"] == reg["id"]  # C-9
     assert_replay_creates_nothing(admin, service)
+
+
+def test_bailiff_file_waits_for_the_funds_request_then_c8_on_it_and_c10_served_act(admin, service, clerk,
+                                                                                   gestionnaire):
+    _, reg, lit = open_file(admin, service, clerk, gestionnaire, account="Débiteur")
+    for name in ("bail.pdf", "caution.pdf"):
+        admin.attach(lit["id"], name, b"%PDF-1.4")
+    admin.attach(reg["id"], "etat-civil-proprietaire.pdf", b"%PDF-1.4")
+    sync(service)
+    assert not any("Dossier pour le commissaire" in n for n in admin.notes(lit["id"]))  # no funds yet (C-6)
+
+    [funds] = children(admin, lit["id"], "Demande de fonds")
+    admin.update_issue(funds["id"], status_id=admin.ids("/issue_statuses.json", "issue_statuses")["Fermé"])
+    set_fields(admin, lit["id"], **{"Dossier transmis le": "2027-04-12"})
+    sync(service)
+    assert any("Dossier complet :" in n for n in admin.notes(lit["id"]))
+    assert any("Dossier complet transmis à l'huissier" in n for n in admin.notes(funds["id"]))  # C-8
+
+    admin.attach(lit["id"], "Commandement de payer signifié.pdf", b"%PDF-1.4")
+    sync(service)
+    [task] = [t for t in children(admin, lit["id"], "Tâche gestionnaire") if "acte signifié" in t["subject"]]
+    assert task["assigned_to"]["id"] == gestionnaire.id and "GED" in task["description"]  # C-10
+    assert_replay_creates_nothing(admin, service)
