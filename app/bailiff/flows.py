@@ -15,7 +15,6 @@ in the GED (C-10).
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from app.context import Context
@@ -23,6 +22,7 @@ from app.effects import digest, ensure_ticket, note_once
 from app.litigation.case import PartyRole, read_litigation_file
 from app.litigation.flows import gestionnaire_of, register_of
 from app.templates import render
+from app.text import slug
 from integrations.redmine.interface import Issue, NewIssue
 
 
@@ -39,14 +39,9 @@ MANDATE = Piece("mandat", "mandat de gestion ou état civil du propriétaire", (
 SERVED_ACT_WORDS = ("commandement", "sommation")
 
 
-def _normalized(name: str) -> str:
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_name)
-
-
 def has_word(filename: str, word: str) -> bool:
     """``word`` as a whole part of the file name: "Bail signé.pdf" yes, "bailleur.pdf" no."""
-    return re.search(rf"(^|-){re.escape(word)}(-|$)", _normalized(filename)) is not None
+    return re.search(rf"(^|-){re.escape(word)}(-|$)", slug(filename)) is not None
 
 
 def required_pieces(with_guarantor: bool) -> list[Piece]:

@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from datetime import date, timedelta
+from datetime import date
 
 from app.calendar import add_months, paris_date
 from app.context import Context
@@ -24,6 +22,7 @@ from app.litigation.case import Party, read_litigation_file
 from app.litigation.deadlines import RULES
 from app.litigation.flows import gestionnaire_of, register_of
 from app.templates import render
+from app.text import slug
 from integrations.redmine.interface import Issue, NewIssue
 
 EVICTION_NOTICE_MONTHS = 2  # L-15: the occupant has 2 months after the commandement de quitter
@@ -38,11 +37,6 @@ def in_winter_truce(day: date) -> bool:
 def truce_end(day: date) -> date:
     """The first day after the truce that contains ``day``."""
     return date(day.year + (1 if day.month >= 11 else 0), 4, 1)
-
-
-def _slug(text: str) -> str:
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
 
 
 def reconcile_judgment(ctx: Context, title: Issue) -> list[str]:
@@ -73,7 +67,7 @@ def reconcile_judgment(ctx: Context, title: Issue) -> list[str]:
 def _execution(ctx: Context, title: Issue, mandate: str, party: Party) -> Issue:
     """C-20: one Exécution ticket per debtor, under the title ticket; C-26 review scheduled."""
     s = ctx.settings
-    execution, created = ensure_ticket(ctx, f"C-20/execution/{title.id}/{_slug(party.name)}", NewIssue(
+    execution, created = ensure_ticket(ctx, f"C-20/execution/{title.id}/{slug(party.name)}", NewIssue(
         tracker=s.trackers.execution,
         subject=f"Exécution — {party.name} ({party.role.value}) — {title.tracker.lower()} #{title.id}",
         description=render("execution_ticket", party=party, title_id=title.id, cost=s.procedure.execution_cost_eur),
