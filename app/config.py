@@ -141,7 +141,6 @@ class Procedure(BaseModel):
     service_fees_note: str = "+ frais de signification du commissaire de justice"  # C-24
     eviction_order_cost_eur: Decimal = Decimal("300")  # C-27
     public_force_cost_eur: Decimal = Decimal("3000")  # C-27
-    litigation_after_unpaid_months: int = 3  # C-3
 
 
 class Deadlines(BaseModel):
@@ -179,7 +178,6 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///recouvrement.db"
     project: str = "gestion"
     now: datetime | None = Field(default=None, description="Fixed 'now' for a whole process")
-    timezone: str = "Europe/Paris"
     # Where the very first poll starts (no cursor yet); None reads the whole project.
     sync_since: datetime | None = None
     webhook_max_bytes: int = 1_048_576

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI
 
+from app.calendar import PARIS
 from app.context import Context
 from app.deadlines.scheduled import tick_job
 from app.health.views import router as health_router
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def make_scheduler(ctx: Context) -> BackgroundScheduler:
     w = ctx.settings.worker
-    scheduler = BackgroundScheduler(timezone=ctx.settings.timezone)
+    scheduler = BackgroundScheduler(timezone=PARIS)
     # In-memory jobs only; coalesce and no misfire limit: a late scan simply runs once.
     common = dict(max_instances=1, coalesce=True, misfire_grace_time=None)
     scheduler.add_job(work_job, "interval", seconds=w.work_interval_seconds, args=[ctx], id="work", **common)

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from app.database import Database
+from app.database import Database, insert_for
 from app.deadlines.models import Deadline, DeadlineState
 
 ACTIVE = (DeadlineState.pending, DeadlineState.firing)
@@ -40,8 +39,7 @@ def apply_wanted(db: Database, issue_id: int, wanted: list[Wanted], now: datetim
         for key, w in wanted_keys.items():
             row = rows.get(key)
             if row is None:  # the worker and the tick may add the same row at once: no error
-                insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-                session.execute(insert(Deadline).values(
+                session.execute(insert_for(session)(Deadline).values(
                     issue_id=issue_id, kind=w.kind, due_at=w.due_at, label=w.label, state=DeadlineState.pending,
                     created_at=now, attempts=0).on_conflict_do_nothing(index_elements=["issue_id", "kind", "due_at"]))
                 changes.append(f"{w.kind} prévue")

@@ -7,10 +7,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import exists, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
-from app.database import Database
+from app.database import Database, insert_for
 from app.inbox.models import EventState, InboxEvent, PollCursor, PolledIssue
 
 if TYPE_CHECKING:
@@ -25,9 +24,8 @@ class Stored:
 
 def _store(session: Session, event: ParsedEvent, now: datetime) -> Stored:
     """Insert unless the dedup key exists (RETURNING tells which, on SQLite and PostgreSQL)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     inserted = session.scalar(
-        insert(InboxEvent)
+        insert_for(session)(InboxEvent)
         .values(dedup_key=event.dedup_key, source=event.source, event_type=event.event_type,
                 issue_id=event.issue_id, journal_id=event.journal_id, payload=event.payload,
                 received_at=now, state=EventState.pending, attempts=0, next_attempt_at=now)
