@@ -18,8 +18,8 @@ from app.deadlines import service as deadlines_service
 from app.inbox import service as inbox
 from app.inbox.flows import poll_once
 from app.inbox.models import EventState
-from app.litigation.deadlines import RULES as LITIGATION_DEADLINES
-from app.processing.flows import work
+from app.processing.flows import deadline_rules, work
+from app.writeoffs import flows as writeoffs_flows
 from integrations.redmine.interface import RedmineError
 from integrations.redmine.schema import build_spec
 
@@ -115,7 +115,7 @@ def worker(now: NowOption = None,
 def tick(now: NowOption = None) -> None:
     """Déclencher les échéances dues à cet instant, puis s'arrêter (tests, cron)."""
     ctx = _context(now)
-    report = deadlines_flows.tick(ctx, LITIGATION_DEADLINES)
+    report = deadlines_flows.tick(ctx, deadline_rules(ctx.settings))
     typer.echo(f"échéances : {report.fired} déclenchée(s), {report.skipped} écartée(s), {report.failed} en échec")
 
 
@@ -132,6 +132,33 @@ def deadlines_list(now: NowOption = None,
         typer.echo(f"ticket #{d.issue_id:<6} {d.rule:<5} {due:%Y-%m-%d %H:%M} {d.state.value:<8} {d.label}")
         if d.last_error:
             typer.echo(f"       erreur : {d.last_error}")
+
+
+@cli.command()
+def writeoffs(now: NowOption = None,
+              explain: Annotated[Optional[int], typer.Option("--explain", metavar="TICKET",
+                                                             help="Dire pour ce contentieux quelle condition manque")] = None,
+              ) -> None:
+    """Annulations de dette (C-31, C-32) : ouvrir un ticket par dossier éligible, ou expliquer un dossier."""
+    ctx = _context(now)
+    try:
+        if explain is None:
+            report = writeoffs_flows.scan(ctx)
+            typer.echo(f"{report.examined} dossier(s) avec locataire étoilé examiné(s), {len(report.eligible)} éligible(s) : "
+                       + (", ".join(f"#{i}" for i in report.eligible) or "aucun"))
+            typer.echo("ticket(s) d'annulation ouvert(s) : " + (", ".join(f"#{i}" for i in report.opened) or "aucun"))
+            return
+        assessment, ticket = writeoffs_flows.explain(ctx, explain)
+    except (RedmineError, ValueError) as exc:
+        _fail(str(exc))
+    verdict = "éligible" if assessment.eligible else "non éligible"
+    typer.echo(f"contentieux #{explain} : {verdict} à l'annulation de dette (règle C-31)")
+    for c in assessment.conditions:
+        typer.echo(f"  [{'ok' if c.met else 'NON'}] {c.label} : {c.detail}")
+    for warning in assessment.warnings:
+        typer.echo(f"  attention : {warning}")
+    if ticket is not None:
+        typer.echo(f"ticket d'annulation : #{ticket.id} ({ticket.status})")
 
 
 @events_cli.callback(invoke_without_command=True)

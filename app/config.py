@@ -19,6 +19,8 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from app.calendar import Zone
+
 CONFIG_FILE_ENV = "RECOUVREMENT_CONFIG_FILE"
 
 
@@ -99,6 +101,14 @@ class FieldNames(BaseModel):
     estimated_cost: str = "Coût estimé"  # every ticket the service opens with a cost
     expense_kind: str = "Nature de la dépense"  # C-29
     gli_indemnified: str = "Propriétaire indemnisé GLI"  # C-30
+    # Issue 5: fee cancellations (C-33 … C-37) and debt write-offs (C-31, C-32).
+    justification: str = "Justification"  # C-34
+    decision: str = "Décision"  # C-36, C-37
+    decision_reason: str = "Motif de la décision"  # C-37
+    dg_escalation: str = "Escalade DG"  # C-37
+    overdue: str = "Hors délai"  # C-35: no decision within the delay
+    owner_informed_date: str = "Propriétaire informé le"  # C-32
+    writeoff_date: str = "Annulation passée le"  # C-32
 
 
 class StatusNames(BaseModel):
@@ -118,6 +128,8 @@ class ListValues(BaseModel):
     judgment_unfavourable: str = "Défavorable"
     expense_fees: str = "Honoraires"
     expense_other: str = "Autre"
+    decision_accepted: str = "Accordée"
+    decision_refused: str = "Refusée"
 
 
 class Routing(BaseModel):
@@ -127,6 +139,7 @@ class Routing(BaseModel):
     back_office_group: str = "Back office"
     accounting_group: str = "Comptabilité"
     management_group: str = "DG"
+    litigation_manager: str = "Responsable contentieux"  # told of a late decision (C-35)
     agencies: list[str] = ["Agence Centre", "Agence Nord", "Agence Sud"]
 
 
@@ -153,6 +166,10 @@ class Deadlines(BaseModel):
     judgment_chase_days: int = 15  # C-18
     judgment_original_days: int = 15  # C-19
     execution_review_months: int = 1  # C-26
+    decision_working_days: int = 8  # C-35, counted in the office's calendar zone
+    writeoff_after_months: int = 36  # C-31: strictly more than 3 years since the last unpaid rent
+    writeoff_notice_days: int = 15  # C-32: owner informed on D → entries passed from D+15
+    office_zone: Zone = Zone.metropole  # where the teams work: their public holidays (C-35)
     office_hour: time = time(8, 0)  # due instants fire at this hour, Europe/Paris
     late_after_minutes: int = 60  # fired later than this after its due instant: "en retard"
     whit_monday_is_holiday: bool = True

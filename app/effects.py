@@ -15,7 +15,7 @@ import json
 from dataclasses import replace
 
 from app.context import Context
-from integrations.redmine.interface import Issue, NewIssue
+from integrations.redmine.interface import Issue, Journal, NewIssue, RedmineRejected
 
 
 def digest(*parts: object) -> str:
@@ -29,16 +29,33 @@ def note_marker(key: str) -> str:
 
 
 def has_note(issue: Issue, key: str) -> bool:
+    return note_journal(issue, key) is not None
+
+
+def note_journal(issue: Issue, key: str) -> Journal | None:
+    """The journal that carries the key's note, if any."""
     marker = note_marker(key)
-    return any(marker in journal.notes for journal in issue.journals)
+    return next((journal for journal in issue.journals if marker in journal.notes), None)
 
 
-def note_once(ctx: Context, issue: Issue, key: str, text: str, assign_to: int | None = None) -> bool:
-    """Post the note (and the assignment with it) unless a journal already carries the key."""
+def note_once(ctx: Context, issue: Issue, key: str, text: str, assign_to: int | None = None, **changes) -> bool:
+    """Post the note, with the assignment and other ``changes`` (custom fields, dates) in
+    the same journal, unless a journal already carries the key."""
     if has_note(issue, key):
         return False
-    ctx.redmine.update_issue(issue.id, notes=f"{text}\n\n{note_marker(key)}", assigned_to_id=assign_to)
+    ctx.redmine.update_issue(issue.id, notes=f"{text}\n\n{note_marker(key)}", assigned_to_id=assign_to, **changes)
     return True
+
+
+def note_to_author(ctx: Context, issue: Issue, key: str, text: str, **changes) -> bool:
+    """Post the note and send the ticket back to its author; to the litigation group when
+    Redmine refuses the author as assignee (not a member with an assignable role)."""
+    try:
+        return note_once(ctx, issue, key, text, assign_to=issue.author_id, **changes)
+    except RedmineRejected:
+        group = ctx.settings.routing.litigation_group
+        fallback = f"{text}\n\nL'auteur ne peut pas recevoir ce ticket : il est assigné au groupe {group}."
+        return note_once(ctx, issue, key, fallback, assign_to=ctx.principal(group), **changes)
 
 
 def ensure_ticket(ctx: Context, key: str, new: NewIssue) -> tuple[Issue, bool]:

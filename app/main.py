@@ -21,6 +21,7 @@ from app.health.views import router as health_router
 from app.inbox.scheduled import poll_job
 from app.inbox.views import router as inbox_router
 from app.processing.scheduled import work_job
+from app.writeoffs.scheduled import scan_job
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ def make_scheduler(ctx: Context) -> BackgroundScheduler:
     # Deadlines due while the service was down fire at start (catch-up), late, once.
     scheduler.add_job(tick_job, "interval", seconds=ctx.settings.deadlines.tick_interval_seconds, args=[ctx],
                       id="tick", next_run_time=datetime.now(UTC), **common)
+    # C-31: the write-off scan, daily at the office hour and once at start (idempotent).
+    office = ctx.settings.deadlines.office_hour
+    scheduler.add_job(scan_job, "cron", hour=office.hour, minute=office.minute, args=[ctx], id="writeoffs",
+                      next_run_time=datetime.now(UTC), **common)
     return scheduler
 
 

@@ -30,6 +30,26 @@ class DeadlineRules(Protocol):
         """Do what the deadline calls for; idempotent (a crash mid-fire fires it again)."""
 
 
+class ByTracker:
+    """The ``DeadlineRules`` of a whole service: each ticket gets its tracker's rules."""
+
+    def __init__(self, rules: dict[str, DeadlineRules]):
+        self.rules = rules
+
+    def covers(self, tracker: str) -> bool:
+        return tracker in self.rules
+
+    def wanted(self, ctx: Context, issue: Issue) -> list[Wanted]:
+        rules = self.rules.get(issue.tracker)
+        return rules.wanted(ctx, issue) if rules else []
+
+    def fire(self, ctx: Context, issue: Issue, deadline: Deadline, late: bool) -> str:
+        rules = self.rules.get(issue.tracker)
+        if rules is None:
+            raise ValueError(f"ticket #{issue.id} : aucune règle d'échéance pour le tracker « {issue.tracker} »")
+        return rules.fire(ctx, issue, deadline, late)
+
+
 def sync(ctx: Context, rules: DeadlineRules, issue: Issue) -> list[str]:
     """Store what the ticket calls for now, and show its next deadline on it."""
     changes = service.apply_wanted(ctx.db, issue.id, rules.wanted(ctx, issue), ctx.clock.now())

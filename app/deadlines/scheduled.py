@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from app.context import Context
 from app.deadlines.flows import tick
-from app.litigation.deadlines import RULES
+from app.processing.flows import deadline_rules
 
 
 def tick_job(ctx: Context) -> None:
-    tick(ctx, RULES)
+    tick(ctx, deadline_rules(ctx.settings))

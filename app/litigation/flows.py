@@ -7,10 +7,10 @@ what is missing, so replays and the service's own changes coming back end in no-
 from __future__ import annotations
 
 from app.context import Context
-from app.effects import digest, ensure_ticket, note_once
+from app.effects import digest, ensure_ticket, note_once, note_to_author
 from app.litigation.case import LitigationFile, OpeningAnalysis, analyse_opening, read_litigation_file
 from app.templates import render
-from integrations.redmine.interface import Issue, NewIssue, RedmineRejected
+from integrations.redmine.interface import Issue, NewIssue
 
 
 def reconcile_litigation(ctx: Context, issue: Issue) -> str:
@@ -30,7 +30,7 @@ def reconcile_litigation(ctx: Context, issue: Issue) -> str:
 
     if not file.complete:
         text = render("litigation_incomplete", problems=file.problems)
-        if _note_to_author(ctx, issue, f"C-4/dossier-incomplet/{digest(file.problems)}", text):
+        if note_to_author(ctx, issue, f"C-4/dossier-incomplet/{digest(file.problems)}", text):
             done.append("dossier incomplet signalé")
         return "; ".join(done) or "dossier incomplet (déjà signalé)"
 
@@ -102,26 +102,15 @@ def _find_register(ctx: Context, issue: Issue, number: str, done: list[str]) -> 
     if not registers:
         text = render("litigation_missing_register", register_tracker=s.trackers.mandate_register,
                       field=s.fields.mandate_number, mandate_number=number)
-        if _note_to_author(ctx, issue, f"C-9/registre-absent/{digest(number)}", text):
+        if note_to_author(ctx, issue, f"C-9/registre-absent/{digest(number)}", text):
             done.append(f"registre du mandat {number} introuvable : signalé à l'auteur")
     else:
         ids = [r.id for r in registers]
         text = render("litigation_ambiguous_register", registers=ids, field=s.fields.mandate_number,
                       mandate_number=number)
-        if _note_to_author(ctx, issue, f"C-9/registres-multiples/{digest(number, ids)}", text):
+        if note_to_author(ctx, issue, f"C-9/registres-multiples/{digest(number, ids)}", text):
             done.append(f"plusieurs registres pour le mandat {number} : signalé à l'auteur")
     return None
-
-
-def _note_to_author(ctx: Context, issue: Issue, key: str, text: str) -> bool:
-    """Post the note and send the ticket back to its author; to the litigation group when
-    Redmine refuses the author as assignee (not a member with an assignable role)."""
-    try:
-        return note_once(ctx, issue, key, text, assign_to=issue.author_id)
-    except RedmineRejected:
-        group = ctx.settings.routing.litigation_group
-        fallback = f"{text}\n\nL'auteur ne peut pas recevoir ce ticket : il est assigné au groupe {group}."
-        return note_once(ctx, issue, key, fallback, assign_to=ctx.principal(group))
 
 
 def _funds_request(ctx: Context, file: LitigationFile, analysis: OpeningAnalysis, assignee: int | None) -> NewIssue:

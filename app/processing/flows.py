@@ -11,6 +11,9 @@ from app.context import Context
 from app.inbox import service
 from app.inbox.models import InboxEvent
 from app.bailiff.flows import reconcile_bailiff_file
+from app.cancellations.flows import RULES as CANCELLATION_DEADLINES
+from app.cancellations.flows import reconcile_cancellation
+from app.config import Settings
 from app.deadlines import flows as deadlines
 from app.enforcement.flows import reconcile_eviction, reconcile_eviction_order, reconcile_judgment
 from app.invoices.flows import reconcile_invoice
@@ -18,9 +21,21 @@ from app.litigation.deadlines import RULES as LITIGATION_DEADLINES
 from app.litigation.deadlines import record_dates
 from app.litigation.flows import reconcile_litigation, reconcile_register
 from app.titles.flows import reconcile_contested_injunction, reconcile_title
+from app.writeoffs.flows import RULES as WRITEOFF_DEADLINES
+from app.writeoffs.flows import reconcile_writeoff
 from integrations.redmine.interface import RedmineNotFound, RedmineUnavailable
 
 log = logging.getLogger(__name__)
+
+
+def deadline_rules(settings: Settings) -> deadlines.ByTracker:
+    """Which tracker's tickets carry which deadlines."""
+    t = settings.trackers
+    return deadlines.ByTracker({
+        t.litigation: LITIGATION_DEADLINES, t.assignation: LITIGATION_DEADLINES, t.execution: LITIGATION_DEADLINES,
+        t.fee_cancellation: CANCELLATION_DEADLINES,  # C-35
+        t.debt_writeoff: WRITEOFF_DEADLINES,  # C-32
+    })
 
 
 def process_issue(ctx: Context, issue_id: int) -> str:
@@ -53,11 +68,17 @@ def process_issue(ctx: Context, issue_id: int) -> str:
         done += reconcile_eviction(ctx, issue)
     elif issue.tracker == t.supplier_payment:
         done += reconcile_invoice(ctx, issue)
-    if issue.tracker in (t.litigation, t.assignation, t.execution):
+    elif issue.tracker == t.fee_cancellation:
+        done += reconcile_cancellation(ctx, issue)
+    elif issue.tracker == t.debt_writeoff:
+        done += reconcile_writeoff(ctx, issue)
+    rules = deadline_rules(ctx.settings)
+    if rules.covers(issue.tracker):
         if any(d and d != "rien à faire" for d in done):
-            issue = ctx.redmine.get_issue(issue.id)  # what was just added (a title sub-task stops C-12)
-        done += record_dates(ctx, issue)
-        done += deadlines.sync(ctx, LITIGATION_DEADLINES, issue)  # a closed ticket's are cancelled
+            issue = ctx.redmine.get_issue(issue.id)  # what was just written (a title sub-task stops C-12)
+        if issue.tracker in (t.litigation, t.assignation):
+            done += record_dates(ctx, issue)
+        done += deadlines.sync(ctx, rules, issue)  # a closed ticket's are cancelled
     return "; ".join(d for d in done if d) or f"tracker « {issue.tracker} » : rien à faire"
 
 

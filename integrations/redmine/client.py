@@ -11,7 +11,7 @@ Known Redmine pitfalls handled here (verified in Redmine's source, see issue 2):
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import requests
@@ -20,6 +20,7 @@ from redminelib import exceptions as rex
 
 from app.config import Settings
 from integrations.redmine.interface import (
+    Change,
     Child,
     Issue,
     IssueStamp,
@@ -41,6 +42,24 @@ def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _parse_date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def _changes(details: list[dict], field_names: dict[str, str]) -> list[Change]:
+    """A journal's attribute and custom-field changes (custom fields by name)."""
+    changes = []
+    for d in details:
+        if d.get("property") == "attr":
+            name = d.get("name", "")
+        elif d.get("property") == "cf" and str(d.get("name")) in field_names:
+            name = field_names[str(d.get("name"))]
+        else:
+            continue
+        changes.append(Change(name, d.get("old_value"), d.get("new_value")))
+    return changes
 
 
 @contextmanager
@@ -117,6 +136,7 @@ class RedmineClient:
 
     def _issue(self, raw: dict) -> Issue:
         fields = {cf["name"]: cf.get("value") for cf in raw.get("custom_fields", [])}
+        field_names = {str(cf["id"]): cf["name"] for cf in raw.get("custom_fields", [])}
         return Issue(
             id=raw["id"],
             project_id=raw["project"]["id"],
@@ -131,8 +151,11 @@ class RedmineClient:
             custom_fields=fields,
             created_on=_parse_time(raw["created_on"]),
             updated_on=_parse_time(raw["updated_on"]),
+            start_date=_parse_date(raw.get("start_date")),
+            due_date=_parse_date(raw.get("due_date")),
             journals=[
-                Journal(j["id"], j.get("notes") or "", (j.get("user") or {}).get("id"), _parse_time(j.get("created_on")))
+                Journal(j["id"], j.get("notes") or "", (j.get("user") or {}).get("id"), _parse_time(j.get("created_on")),
+                        _changes(j.get("details", []), field_names))
                 for j in raw.get("journals", [])
             ],
             children=[Child(c["id"], c["tracker"]["name"]) for c in raw.get("children", [])],
@@ -183,8 +206,11 @@ class RedmineClient:
         self._verify(created, parent_id=new.parent_id, assigned_to_id=new.assigned_to_id)
         return created
 
-    def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None, custom_fields=None) -> None:
+    def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None, custom_fields=None,
+                     start_date=None, due_date=None) -> None:
         data: dict[str, Any] = {}
+        dates = {k: v for k, v in (("start_date", start_date), ("due_date", due_date)) if v is not None}
+        data.update({k: v.isoformat() for k, v in dates.items()})
         if notes is not None:
             data["notes"] = notes
         if parent_id is not None:
@@ -196,9 +222,9 @@ class RedmineClient:
         if not data:
             return
         self._request("put", f"/issues/{issue_id}.json", f"mise à jour du ticket #{issue_id}", data={"issue": data})
-        if parent_id is not None or assigned_to_id is not None or custom_fields:
+        if parent_id is not None or assigned_to_id is not None or custom_fields or dates:
             self._verify(self.get_issue(issue_id), parent_id=parent_id, assigned_to_id=assigned_to_id,
-                         custom_fields=custom_fields)
+                         custom_fields=custom_fields, dates=dates)
 
     def attach_file(self, issue_id: int, filename: str, content: bytes, content_type: str, notes: str) -> None:
         with _translated_errors(f"envoi du fichier {filename}"):
@@ -218,12 +244,15 @@ class RedmineClient:
 
     @staticmethod
     def _verify(issue: Issue, *, parent_id: int | None, assigned_to_id: int | None,
-                custom_fields: dict[str, str] | None = None) -> None:
+                custom_fields: dict[str, str] | None = None, dates: dict[str, date] | None = None) -> None:
         problems = []
         if parent_id is not None and issue.parent_id != parent_id:
             problems.append(f"parent #{parent_id} demandé, #{issue.parent_id} relu (permission « gérer les sous-tâches » ?)")
         if assigned_to_id is not None and issue.assigned_to_id != assigned_to_id:
             problems.append(f"assigné {assigned_to_id} demandé, {issue.assigned_to_id} relu")
+        for name, value in (dates or {}).items():
+            if getattr(issue, name) != value:
+                problems.append(f"{name} {value} demandé, {getattr(issue, name)} relu")
         for name, value in (custom_fields or {}).items():
             if issue.field(name) != value:
                 problems.append(f"champ « {name} » : « {value} » demandé, « {issue.field(name)} » relu")

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from integrations.redmine.interface import (
+    Change,
     Child,
     Issue,
     IssueStamp,
@@ -42,13 +43,17 @@ class FakeRedmine:
 
     # --- test helpers ----------------------------------------------------------------
     def add(self, tracker: str, subject: str = "", *, author_id: int = 1, assigned_to_id: int | None = None,
-            parent_id: int | None = None, **fields: str) -> Issue:
-        """Create as a user would (custom fields by name)."""
+            parent_id: int | None = None, description: str = "", created_on: datetime | None = None,
+            **fields: str) -> Issue:
+        """Create as a user would (custom fields by name); ``created_on`` moves the fake's
+        clock there (later journals follow it)."""
+        if created_on is not None:
+            self._tick = created_on
         now = self._stamp()
         issue = Issue(
             id=self._next_issue, project_id=1, tracker=tracker, status="Nouveau", closed=False,
             subject=subject or tracker,
-            description="", author_id=author_id, assigned_to_id=assigned_to_id, parent_id=parent_id,
+            description=description, author_id=author_id, assigned_to_id=assigned_to_id, parent_id=parent_id,
             custom_fields=dict(fields), created_on=now, updated_on=now,
         )
         self._next_issue += 1
@@ -61,6 +66,9 @@ class FakeRedmine:
         parent = self.issues[parent_id]
         child = Child(child_id, self.issues[child_id].tracker)
         self.issues[parent_id] = replace(parent, children=[*parent.children, child])
+
+    def close(self, issue_id: int) -> None:
+        self.issues[issue_id] = replace(self.issues[issue_id], closed=True, status="Fermé", updated_on=self._stamp())
 
     def notes(self, issue_id: int) -> list[str]:
         return [j.notes for j in self.issues[issue_id].journals if j.notes]
@@ -86,22 +94,39 @@ class FakeRedmine:
         return self.add(new.tracker, new.subject, author_id=self.service_user_id, assigned_to_id=new.assigned_to_id,
                         parent_id=new.parent_id, **new.custom_fields)
 
-    def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None, custom_fields=None) -> None:
+    def edit(self, issue_id: int, *, user_id: int = 1, notes: str = "", subject: str | None = None,
+             description: str | None = None, at: datetime | None = None, **fields: str) -> None:
+        """Change the issue as a user would (custom fields by name), in one journal; ``at``
+        moves the fake's clock there first."""
+        if at is not None:
+            self._tick = at
+        attributes = {k: v for k, v in (("subject", subject), ("description", description)) if v is not None}
+        self._journal(issue_id, user_id, notes, attributes, fields)
+
+    def _journal(self, issue_id: int, user_id: int, notes: str, attributes: dict, fields: dict) -> None:
+        issue = self.issues[issue_id]
+        stamp = self._stamp()
+        changes = [Change(k, str(getattr(issue, k) or "") or None, str(v) if v is not None else None)
+                   for k, v in attributes.items() if getattr(issue, k) != v]
+        changes += [Change(k, issue.custom_fields.get(k) or None, v or None)
+                    for k, v in fields.items() if (issue.custom_fields.get(k) or "") != (v or "")]
+        journal = Journal(self._next_journal, notes, user_id, stamp, changes)
+        self._next_journal += 1
+        self.issues[issue_id] = replace(issue, **attributes, custom_fields={**issue.custom_fields, **fields},
+                                        updated_on=stamp, journals=[*issue.journals, journal])
+
+    def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None, custom_fields=None,
+                     start_date=None, due_date=None) -> None:
         self._up()
         self.writes += 1
         issue = self.issues[issue_id]
-        changes: dict = {"updated_on": self._stamp()}
-        if custom_fields:
-            changes["custom_fields"] = {**issue.custom_fields, **custom_fields}
+        attributes: dict = {k: v for k, v in (("start_date", start_date), ("due_date", due_date)) if v is not None}
         if parent_id is not None and parent_id != issue.parent_id:
-            changes["parent_id"] = parent_id
+            attributes["parent_id"] = parent_id
             self._add_child(parent_id, issue_id)
         if assigned_to_id is not None:
-            changes["assigned_to_id"] = assigned_to_id
-        journal = Journal(self._next_journal, notes or "", self.service_user_id, changes["updated_on"])
-        self._next_journal += 1
-        changes["journals"] = [*issue.journals, journal]
-        self.issues[issue_id] = replace(self.issues[issue_id], **changes)
+            attributes["assigned_to_id"] = assigned_to_id
+        self._journal(issue_id, self.service_user_id, notes or "", attributes, custom_fields or {})
 
     def attach_file(self, issue_id, filename, content, content_type, notes) -> None:
         self.files[(issue_id, filename)] = content

@@ -37,11 +37,22 @@ class SchemaMissing(RedmineError):
 
 
 @dataclass(frozen=True)
+class Change:
+    """One change of a journal: an attribute (``subject``, ``description``…) or a custom
+    field, by name; values as Redmine stores them (text, "1"/"0", YYYY-MM-DD)."""
+
+    name: str
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True)
 class Journal:
     id: int
     notes: str
     user_id: int | None
     created_on: datetime | None
+    changes: list[Change] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,8 @@ class Issue:
     custom_fields: dict[str, str | list[str] | None]
     created_on: datetime
     updated_on: datetime
+    start_date: date | None = None
+    due_date: date | None = None
     journals: list[Journal] = field(default_factory=list)
     children: list[Child] = field(default_factory=list)
     attachments: list[str] = field(default_factory=list)  # file names
@@ -127,7 +140,7 @@ class Redmine(Protocol):
     """Id of the configured project."""
 
     def get_issue(self, issue_id: int) -> Issue:
-        """The issue with its journals, children, attachments and relations."""
+        """The issue with its journals (and their changes), children, attachments and relations."""
 
     def find_issues(self, tracker: str, field_name: str, value: str) -> list[Issue]:
         """Issues of the project, open or closed, of that tracker whose field equals value
@@ -144,9 +157,11 @@ class Redmine(Protocol):
         parent_id: int | None = None,
         assigned_to_id: int | None = None,
         custom_fields: dict[str, str] | None = None,
+        start_date: date | None = None,
+        due_date: date | None = None,
     ) -> None:
-        """Apply the given changes (a custom field set to "" is cleared), then read back and
-        raise RedmineWriteIgnored on a mismatch."""
+        """Apply the given changes in one journal (a custom field set to "" is cleared), then
+        read back and raise RedmineWriteIgnored on a mismatch."""
 
     def attach_file(self, issue_id: int, filename: str, content: bytes, content_type: str, notes: str) -> None:
         """Upload a file and attach it to the issue, with a note."""

@@ -12,6 +12,9 @@ from integrations.redmine.fake import FakeRedmine
 
 NOW = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
 LITIGATION_GROUP = 500
+DG_GROUP = 510
+LITIGATION_MANAGER = 520
+BACK_OFFICE = 540
 GESTIONNAIRE = 7
 CLERK = 3
 THREE_PARTIES = "Jean Dupont ; locataire\nMarie Durand ; colocataire\nPaul Martin ; caution"
@@ -20,7 +23,8 @@ THREE_PARTIES = "Jean Dupont ; locataire\nMarie Durand ; colocataire\nPaul Marti
 def make_context(tmp_path, settings: Settings | None = None, now: datetime = NOW) -> Context:
     db = Database(f"sqlite:///{tmp_path}/unit.db")
     db.migrate()
-    redmine = FakeRedmine(principals={"Contentieux": LITIGATION_GROUP})
+    redmine = FakeRedmine(principals={"Contentieux": LITIGATION_GROUP, "DG": DG_GROUP,
+                                      "Responsable contentieux": LITIGATION_MANAGER, "Back office": BACK_OFFICE})
     return Context(settings=settings or Settings(), clock=Clock(now), db=db, redmine=redmine)
 
 
