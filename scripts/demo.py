@@ -71,11 +71,12 @@ def main() -> int:
             print("le service n'a pas démarré", file=sys.stderr)
             return 1
 
-        mandate = f"M-{uuid.uuid4().hex[:6].upper()}"
+        run = uuid.uuid4().hex[:6].upper()
+        mandate, tenant = f"M-{run}", f"LOC-{run}"
         register = admin.create_issue(PROJECT, "Registre des mandats", f"Mandat de gestion {mandate}",
                                       {"N° mandat": mandate}, assigned_to_id=gestionnaire.id)
         litigation = admin.create_issue(PROJECT, "Contentieux", "Impayés de loyer — Dupont", {
-            "N° mandat": mandate, "Réf. locataire": "LOC-1042", "Réf. propriétaire": "PROP-0317",
+            "N° mandat": mandate, "Réf. locataire": tenant, "Réf. propriétaire": "PROP-0317",
             "Débiteurs": "Jean Dupont ; locataire\nMarie Dupont ; colocataire\nPaul Martin ; caution",
             "Locataire dans les lieux": "1", "Type de bail": "Habitation", "Montant de la dette": "2450.50",
             "Compte propriétaire": "Débiteur",
@@ -93,12 +94,29 @@ def main() -> int:
             print("le dossier n'a pas été traité à temps : voir `recouvrement events`", file=sys.stderr)
             return 1
 
+        # A gestionnaire asks for the reminder fees to be cancelled (C-33 … C-35).
+        request = admin.create_issue(PROJECT, "Annulation frais", f"DEMANDE D'ANNULATION FRAIS dossier {tenant}/PROP-0317", {
+            "Réf. locataire": tenant, "Réf. propriétaire": "PROP-0317",
+            "Justification": "Accord trouvé avec le débiteur : échéancier signé",
+        }, as_user=gestionnaire.login)
+        body, headers = signed_delivery(admin.issue(request["id"]), "issue.created", secret)
+        httpx.post(f"http://127.0.0.1:{port}/webhooks/redmine", content=body, headers=headers)
+        for _ in range(120):
+            request = admin.issue(request["id"])
+            if request.get("due_date"):
+                break
+            time.sleep(0.5)
+        else:
+            print("la demande d'annulation n'a pas été traitée à temps : voir `recouvrement events`", file=sys.stderr)
+            return 1
+
         url = env["REDMINE_URL"]
         print("\nCréé dans Redmine (identifiant admin, mot de passe « admin » à la première connexion) :")
         print(f"  Registre des mandats  {url}/issues/{register['id']}")
         print(f"  Contentieux           {url}/issues/{litigation['id']}  (sous-tâche du registre)")
         for child in admin.children(litigation["id"]):
-            print(f"  {child['tracker']['name']:<21} {url}/issues/{child['id']}  → {child['assigned_to']['name']}")
+            due = f", échéance {child['due_date']}" if child.get("due_date") else ""
+            print(f"  {child['tracker']['name']:<21} {url}/issues/{child['id']}  → {child['assigned_to']['name']}{due}")
         print("\nNote d'analyse sur le ticket contentieux :\n")
         print([n for n in admin.notes(litigation["id"]) if "Ouverture" in n][-1])
         return 0

@@ -8,7 +8,7 @@ current state calls for (one per key), so replays end in no-ops.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from app.calendar import PARIS, paris_date
 from app.cancellations.request import (
@@ -37,9 +37,11 @@ DECISION = "C-35/decision"
 def reconcile_cancellation(ctx: Context, issue: Issue) -> list[str]:
     s = ctx.settings
     f = s.fields
+    issue.require_fields(f.tenant_ref, f.owner_ref, f.justification, f.decision, f.decision_reason,
+                         f.dg_escalation, f.overdue)
     done: list[str] = []
     tenant_ref, _ = refs_of(issue, s)
-    litigation = litigation_of(ctx, tenant_ref)
+    litigation = litigation_of(ctx, tenant_ref, issue.parent_id)
     request = read_request(issue, s, litigation)
 
     if litigation is not None and issue.parent_id != litigation.id:  # C-33
@@ -73,13 +75,14 @@ def reconcile_cancellation(ctx: Context, issue: Issue) -> list[str]:
     return done
 
 
-def litigation_of(ctx: Context, tenant_ref: str) -> Issue | None:
-    """The tenant's litigation ticket (C-33): an open one first, then the most recent."""
+def litigation_of(ctx: Context, tenant_ref: str, current_parent: int | None) -> Issue | None:
+    """The tenant's litigation ticket (C-33): the one the request already hangs under, else
+    an open one first, then the most recent."""
     if not tenant_ref:
         return None
     s = ctx.settings
     found = ctx.redmine.find_issues(s.trackers.litigation, s.fields.tenant_ref, tenant_ref)
-    return max(found, key=lambda i: (not i.closed, i.id), default=None)
+    return max(found, key=lambda i: (i.id == current_parent, not i.closed, i.id), default=None)
 
 
 def _decider(ctx: Context, round_name: str) -> tuple[str, int | None]:
@@ -90,7 +93,7 @@ def _decider(ctx: Context, round_name: str) -> tuple[str, int | None]:
     return "le contentieux", ctx.principal(r.litigation_group)
 
 
-def _decision(ctx: Context, issue: Issue, request: FeeCancellation, round_name: str, received_on,
+def _decision(ctx: Context, issue: Issue, request: FeeCancellation, round_name: str, received_on: date,
               decider: tuple[str, int | None]) -> list[str]:
     s = ctx.settings
     f, v = s.fields, s.values

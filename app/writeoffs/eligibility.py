@@ -48,7 +48,7 @@ def assess(issue: Issue, settings: Settings, today: date, interruptions: list[st
     refusal = issue.field(f.owner_written_refusal) == "1"
     forfeited_on = issue.date_field(f.forfeiture_date)
     if refusal:
-        owner = Condition("refus écrit du propriétaire ou déchéance", True, "refus écrit du propriétaire")
+        owner = Condition("refus écrit du propriétaire ou déchéance", True, f"« {f.owner_written_refusal} » : oui")
     elif forfeited_on:
         owner = Condition("refus écrit du propriétaire ou déchéance", True,
                           f"déchéance de garantie le {forfeited_on:{fmt}} (fonds non avancés)")
@@ -60,7 +60,7 @@ def assess(issue: Issue, settings: Settings, today: date, interruptions: list[st
     if issue.field(f.gli_indemnified) == "1":
         lot = Condition("lot hors GLI", False, f"« {f.gli_indemnified} » coché")
     elif gli == "0":
-        lot = Condition("lot hors GLI", True, "lot hors GLI")
+        lot = Condition("lot hors GLI", True, f"« {f.gli_lot} » : non")
     else:
         lot = Condition("lot hors GLI", False, "lot sous GLI" if gli == "1" else f"« {f.gli_lot} » non renseigné")
 
@@ -70,7 +70,8 @@ def assess(issue: Issue, settings: Settings, today: date, interruptions: list[st
         missing.append("toujours dans les lieux" if in_premises == "1" else f"« {f.tenant_in_premises} » non renseigné")
     if starred != "1":
         missing.append(f"« {f.starred_tenant} » non coché")
-    tenant = Condition("locataire sorti et étoilé", not missing, "; ".join(missing) or "locataire sorti et étoilé")
+    tenant = Condition("locataire sorti et étoilé", not missing,
+                       "; ".join(missing) or f"« {f.tenant_in_premises} » : non, « {f.starred_tenant} » : oui")
 
     last_unpaid = issue.date_field(f.last_unpaid_date)
     prescribed = prescribed_on(last_unpaid, settings) if last_unpaid else None

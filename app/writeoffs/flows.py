@@ -97,8 +97,8 @@ def open_writeoff(ctx: Context, litigation: Issue) -> tuple[Issue, bool]:
                                                         f.last_unpaid_date) if litigation.field(name)}
     ticket, created = ensure_ticket(ctx, writeoff_key(litigation.id), NewIssue(
         tracker=s.trackers.debt_writeoff,
-        subject=f"Annulation dette locataire {litigation.field(f.tenant_ref)} — "
-                f"dossier {litigation.field(f.tenant_ref)}/{litigation.field(f.owner_ref)}",
+        subject=f"Annulation dette locataire — dossier {litigation.field(f.tenant_ref)}/{litigation.field(f.owner_ref)}"
+                f" (contentieux #{litigation.id})",
         description=render("writeoff_ticket", litigation_id=litigation.id, assessment=assessment,
                            informed_field=f.owner_informed_date, passed_field=f.writeoff_date,
                            notice_days=s.deadlines.writeoff_notice_days, back_office=s.routing.back_office_group),
@@ -116,6 +116,7 @@ def reconcile_writeoff(ctx: Context, issue: Issue) -> list[str]:
     passed → back to the gestionnaire."""
     s = ctx.settings
     f = s.fields
+    issue.require_fields(f.owner_informed_date, f.writeoff_date)
     informed_on = issue.date_field(f.owner_informed_date)
     passed_on = issue.date_field(f.writeoff_date)
     if passed_on:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from app.config import Settings
 from integrations.redmine.interface import (
     Change,
     Child,
@@ -17,13 +18,20 @@ from integrations.redmine.interface import (
     RedmineUnavailable,
     SchemaReport,
 )
+from integrations.redmine.schema import build_spec
 
 
 class FakeRedmine:
     project_id = 1
 
-    def __init__(self, principals: dict[str, int] | None = None, service_user_id: int = 99):
+    def __init__(self, principals: dict[str, int] | None = None, service_user_id: int = 99,
+                 settings: Settings | None = None):
         self.issues: dict[int, Issue] = {}
+        # As in Redmine, an issue lists every custom field of its tracker (empty when unset).
+        self.tracker_fields: dict[str, list[str]] = {}
+        for spec in build_spec(settings or Settings()).custom_fields:
+            for tracker in spec.trackers:
+                self.tracker_fields.setdefault(tracker, []).append(spec.name)
         self.principals = principals or {}
         self.service_user_id = service_user_id
         self.down = False
@@ -54,7 +62,8 @@ class FakeRedmine:
             id=self._next_issue, project_id=1, tracker=tracker, status="Nouveau", closed=False,
             subject=subject or tracker,
             description=description, author_id=author_id, assigned_to_id=assigned_to_id, parent_id=parent_id,
-            custom_fields=dict(fields), created_on=now, updated_on=now,
+            custom_fields={**dict.fromkeys(self.tracker_fields.get(tracker, []), ""), **fields},
+            created_on=now, updated_on=now,
         )
         self._next_issue += 1
         self.issues[issue.id] = issue

@@ -101,6 +101,13 @@ class Issue:
         """Whether the field applies to this issue's tracker (Redmine lists it)."""
         return name in self.custom_fields
 
+    def require_fields(self, *names: str) -> None:
+        """Raise SchemaMissing, naming them, when fields the flow reads are not on the tracker."""
+        missing = [name for name in names if name not in self.custom_fields]
+        if missing:
+            raise SchemaMissing(f"ticket #{self.id} : champ(s) {', '.join(f'« {n} »' for n in missing)} absent(s) "
+                                f"du tracker « {self.tracker} » — lancer le provisionnement ou `recouvrement redmine check`")
+
     @property
     def last_journal_id(self) -> int | None:
         return max((j.id for j in self.journals), default=None)

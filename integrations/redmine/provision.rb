@@ -101,7 +101,7 @@ spec['custom_fields'].each do |f|
   end
   field.possible_values = (field.possible_values | f['values']) if f['format'] == 'list'
   field.is_filter = true if f['searched'] || field.new_record?
-  field.searchable = true if f['searched']
+  field.searchable = true if f['searched'] && field.format.searchable_supported  # not for bool, date…
   field.text_formatting = 'full' if f['format'] == 'text' && field.new_record?
   was_new = field.new_record?
   missing = trackers.select { |t| f['trackers'].include?(t.name) } - field.trackers.to_a

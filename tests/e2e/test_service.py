@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import WEBHOOK_SECRET
-from tests.e2e.redmine_admin import ROOT, sign, signed_delivery
+from tests.e2e.redmine_admin import ROOT, rails_runner, sign, signed_delivery
 from tests.e2e.test_litigation_opening import assert_opened, open_file
 
 
@@ -116,14 +116,6 @@ def test_provisioning_twice_changes_nothing(redmine_env, tmp_path):
     output = rails_runner(str(ROOT / "integrations" / "redmine" / "provision.rb"), str(spec_file))
     assert "changements : 0" in output
     assert f"SERVICE_API_KEY={redmine_env['REDMINE_SERVICE_KEY']}" in output
-
-
-def rails_runner(script: str, *args: str) -> str:
-    env = os.environ | {"BUNDLER_VERSION": "2.3.15", "REDMINE_INSTANCE": "default", "RAILS_ENV": "production"}
-    run = subprocess.run(["bundle", "exec", "rails", "runner", "-e", "production", script, *args],
-                         cwd="/usr/share/redmine", env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    return run.stdout
 
 
 def test_names_from_tickets_render_as_typed_in_redmine(tmp_path):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from app.clock import Clock
 from app.config import Settings
 from app.context import Context
 from app.database import Database
+from app.inbox import service
+from app.inbox.flows import parse_delivery
+from app.inbox.models import InboxEvent
 from integrations.redmine.fake import FakeRedmine
 
 NOW = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
@@ -45,3 +49,16 @@ def add_register(redmine: FakeRedmine, mandate: str = "M-1", assignee: int | Non
 
 def add_litigation(redmine: FakeRedmine, **fields: str):
     return redmine.add("Contentieux", "Impayés", author_id=CLERK, **litigation_fields(**fields))
+
+
+def deliver(ctx, issue_id, journal_id=None, event_type="issue.updated"):
+    data = {"issue": {"id": issue_id}}
+    if journal_id:
+        data["journal"] = {"id": journal_id}
+    body = json.dumps({"type": event_type, "data": data}).encode()
+    return service.store_event(ctx.db, parse_delivery(body), ctx.clock.now()).event_id
+
+
+def event(ctx, event_id) -> InboxEvent:
+    with ctx.db.session() as session:
+        return session.get(InboxEvent, event_id)

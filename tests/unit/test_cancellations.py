@@ -12,6 +12,8 @@ from app.config import Deadlines, Settings
 from app.deadlines import flows as deadlines
 from app.deadlines import service
 from app.processing.flows import deadline_rules, process_issue
+from app.inbox.models import EventState
+from app.processing.flows import work
 from tests.unit.helpers import (
     CLERK,
     DG_GROUP,
@@ -20,6 +22,8 @@ from tests.unit.helpers import (
     LITIGATION_MANAGER,
     add_litigation,
     add_register,
+    deliver,
+    event,
 )
 
 TITLE = "DEMANDE D'ANNULATION FRAIS dossier LOC-1/PROP-1"
@@ -218,3 +222,30 @@ def test_overdue_decision_tells_the_litigation_manager_once(ctx):
     assert deadlines.tick(ctx, rules).fired == 0
     run(ctx, req.id)
     assert pending(ctx, req.id) == []  # fired stays fired: no second note
+
+
+def test_a_request_stays_under_its_file_when_a_newer_one_of_the_tenant_appears(ctx):
+    first = add_litigation(ctx.redmine)
+    req = request(ctx)
+    assert run(ctx, req.id)[1].parent_id == first.id
+    add_litigation(ctx.redmine, mandate="M-2")  # same tenant, a later file
+    assert run(ctx, req.id)[1].parent_id == first.id
+
+
+def test_overdue_instant_is_paris_midnight_across_dst_and_easter_monday(ctx):
+    # Received Friday 19/03/2027; Easter Monday 29/03 skipped → due Thursday 01/04/2027;
+    # overdue at 02/04 00:00 Paris, summer time since 28/03: 22:00 UTC.
+    req = request(ctx, created=datetime(2027, 3, 19, 15, 0, tzinfo=UTC))
+    assert run(ctx, req.id)[1].due_date == date(2027, 4, 1)
+    assert pending(ctx, req.id) == [("C-35/decision", datetime(2027, 4, 1, 22, 0, tzinfo=UTC))]
+
+
+def test_a_field_missing_from_the_tracker_fails_the_event_with_its_name(ctx):
+    ctx.redmine.tracker_fields["Annulation frais"].remove("Escalade DG")  # the admin forgot it
+    req = request(ctx)
+    event_id = deliver(ctx, req.id, event_type="issue.created")
+    assert work(ctx).processed == 1
+    failed = event(ctx, event_id)
+    assert failed.state is EventState.failed
+    assert "SchemaMissing" in failed.last_error and "« Escalade DG » absent(s)" in failed.last_error
+    assert ctx.redmine.notes(req.id) == []  # nothing half done; `events retry` once the field is added

@@ -76,8 +76,10 @@ def test_an_incomplete_file_says_what_is_missing(overrides, problem):
 def test_a_field_missing_from_the_tracker_is_a_configuration_problem():
     fields = litigation_fields()
     del fields["Compte propriétaire"]
-    file = read_litigation_file(FakeRedmine().add("Contentieux", **fields), Settings())
-    assert any("absent du tracker" in p for p in file.problems)
+    redmine = FakeRedmine()
+    redmine.tracker_fields["Contentieux"].remove("Compte propriétaire")  # the admin forgot it
+    file = read_litigation_file(redmine.add("Contentieux", **fields), Settings())
+    assert any("« Compte propriétaire » absent du tracker" in p for p in file.problems)
 
 
 def test_a_complete_file_reads_every_value():

@@ -1,6 +1,5 @@
 """The worker: order per issue, retries with backoff, failures, crashed workers."""
 
-import json
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -8,24 +7,10 @@ from sqlalchemy import update
 from app.clock import Clock
 from app.config import Settings, Worker
 from app.inbox import service
-from app.inbox.flows import parse_delivery
 from app.inbox.models import EventState, InboxEvent
 from app.processing.flows import work
 from integrations.redmine.interface import RedmineRejected
-from tests.unit.helpers import NOW, add_litigation, add_register, make_context
-
-
-def deliver(ctx, issue_id, journal_id=None, event_type="issue.updated"):
-    data = {"issue": {"id": issue_id}}
-    if journal_id:
-        data["journal"] = {"id": journal_id}
-    body = json.dumps({"type": event_type, "data": data}).encode()
-    return service.store_event(ctx.db, parse_delivery(body), ctx.clock.now()).event_id
-
-
-def event(ctx, event_id) -> InboxEvent:
-    with ctx.db.session() as session:
-        return session.get(InboxEvent, event_id)
+from tests.unit.helpers import NOW, add_litigation, add_register, deliver, event, make_context
 
 
 def test_events_are_processed_and_their_result_recorded(ctx):
