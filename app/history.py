@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 
-from integrations.redmine.interface import Issue
+from integrations.redmine.interface import Issue, Journal
 
 ATTRIBUTES = ("subject", "description")
 Values = dict[str, str]
@@ -89,3 +89,7 @@ def first_change_at_or_after(issue: Issue, name: str, after: datetime) -> dateti
         if journal.created_on and journal.created_on >= after and any(c.name == name for c in journal.changes):
             return journal.created_on
     return None
+
+
+def last_journal_changing(issue: Issue, name: str) -> Journal | None:
+    return max((j for j in issue.journals if any(c.name == name for c in j.changes)), key=lambda j: j.id, default=None)

@@ -18,6 +18,7 @@ from app.cancellations.request import (
     FeeCancellation,
     current_round,
     decided_at,
+    decided_by,
     decision_due_on,
     escalated_at,
     read_request,
@@ -53,26 +54,17 @@ def reconcile_cancellation(ctx: Context, issue: Issue) -> list[str]:
         ctx.redmine.update_issue(issue.id, custom_fields=refs)
 
     round_ = current_round(issue, s)
-    if round_.name == CONTENTIEUX and request.escalated and request.decision == s.values.decision_refused \
-            and request.reason:
-        done += _escalate(ctx, issue, request)
-        return done
-
     decider = _decider(ctx, round_.name)
-    problems = request.problems(s) if round_.name == CONTENTIEUX else []
-    if problems:
-        text = render("cancellation_check", problems=problems, justified=bool(request.justification),
-                      decider=decider[0], days=s.deadlines.decision_working_days)
-        key = f"C-33/verification/{digest(problems)}"
-        posted = (note_once(ctx, issue, key, text) if request.justification
-                  else note_to_author(ctx, issue, key, text))
-        if posted:
-            done.append("demande à compléter : " + "; ".join(problems))
+    if request.decision and decided_by(issue, s) == issue.author_id:
+        return done + _undo_requesters_decision(ctx, issue, decider)
+    if round_.name == CONTENTIEUX and request.escalated and request.reason \
+            and request.decision == s.values.decision_refused:
+        return done + _escalate(ctx, issue, request)
+    if round_.name == CONTENTIEUX:
+        done += _check(ctx, issue, request, decider[0])
     if round_.started_at is None:
         return done  # C-34: no justification, no clock
-
-    done += _decision(ctx, issue, request, round_.name, round_.received_on, decider)
-    return done
+    return done + _decision(ctx, issue, request, round_.name, round_.received_on, decider)
 
 
 def litigation_of(ctx: Context, tenant_ref: str, current_parent: int | None) -> Issue | None:
@@ -93,6 +85,31 @@ def _decider(ctx: Context, round_name: str) -> tuple[str, int | None]:
     return "le contentieux", ctx.principal(r.litigation_group)
 
 
+def _check(ctx: Context, issue: Issue, request: FeeCancellation, decider_name: str) -> list[str]:
+    """C-33, C-34: what the requester must correct; without a justification the ticket goes
+    back to them."""
+    s = ctx.settings
+    problems = request.problems(s)
+    if not problems:
+        return []
+    text = render("cancellation_check", problems=problems, justified=bool(request.justification),
+                  decider=decider_name, days=s.deadlines.decision_working_days)
+    key = f"C-33/verification/{digest(problems)}"
+    posted = note_once(ctx, issue, key, text) if request.justification else note_to_author(ctx, issue, key, text)
+    return ["demande à compléter : " + "; ".join(problems)] if posted else []
+
+
+def _undo_requesters_decision(ctx: Context, issue: Issue, decider: tuple[str, int | None]) -> list[str]:
+    """C-34: the issuer of the fees decides, not the requester: a decision the requester
+    typed is cleared, and the delay keeps running."""
+    f = ctx.settings.fields
+    text = render("cancellation_self_decision", decider=decider[0], decision_field=f.decision)
+    if note_once(ctx, issue, f"C-34/decision-du-demandeur/{_decision_stamp(issue, ctx.settings)}", text,
+                 assign_to=decider[1], custom_fields={f.decision: "", f.decision_reason: ""}):
+        return ["décision saisie par le demandeur : annulée, renvoyée au décideur"]
+    return []
+
+
 def _decision(ctx: Context, issue: Issue, request: FeeCancellation, round_name: str, received_on: date,
               decider: tuple[str, int | None]) -> list[str]:
     s = ctx.settings
@@ -107,8 +124,7 @@ def _decision(ctx: Context, issue: Issue, request: FeeCancellation, round_name: 
                      start_date=received_on, due_date=due_on):
             return [f"transmise à {name}, décision au plus tard le {due_on:%d/%m/%Y}"]
         return []
-    when = decided_at(issue, s)
-    stamp = f"{when:%Y%m%dT%H%M%S}" if when else "?"
+    stamp = _decision_stamp(issue, s)
     if request.decision == v.decision_accepted:  # C-36
         text = render("cancellation_accepted", decider=name, reason=request.reason, accounting=s.routing.accounting_group)
         if note_to_author(ctx, issue, f"C-36/{round_name}/{stamp}", text):
@@ -126,6 +142,12 @@ def _decision(ctx: Context, issue: Issue, request: FeeCancellation, round_name: 
         if note_to_author(ctx, issue, f"C-37/{round_name}/refus/{stamp}/{digest(request.reason)}", text):
             return [f"annulation refusée par {name} : demandeur informé"]
     return []
+
+
+def _decision_stamp(issue: Issue, settings) -> str:
+    """When the current decision was set: one note per decision, a new one if it changes."""
+    when = decided_at(issue, settings)
+    return f"{when:%Y%m%dT%H%M%S}" if when else "?"
 
 
 def _escalate(ctx: Context, issue: Issue, request: FeeCancellation) -> list[str]:

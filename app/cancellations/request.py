@@ -18,7 +18,7 @@ from datetime import date, datetime
 from app.calendar import add_working_days, paris_date
 from app.config import Settings
 from app.effects import note_journal
-from app.history import first_change_at_or_after, held_since, last_became_true, rewind
+from app.history import first_change_at_or_after, held_since, last_became_true, last_journal_changing, rewind
 from integrations.redmine.interface import Issue
 
 TITLE = "DEMANDE D'ANNULATION FRAIS dossier {tenant}/{owner}"  # C-33
@@ -155,3 +155,13 @@ def decided_at(issue: Issue, settings: Settings) -> datetime | None:
     f = settings.fields
     current = issue.field(f.decision)
     return last_became_true(issue, [f.decision], lambda v: v[f.decision] == current) if current else None
+
+
+def decided_by(issue: Issue, settings: Settings) -> int | None:
+    """Who set the current ``Décision``: the author of the journal that set it, or the
+    ticket's author when it was set at creation."""
+    f = settings.fields
+    if not issue.field(f.decision):
+        return None
+    journal = last_journal_changing(issue, f.decision)
+    return journal.user_id if journal else issue.author_id

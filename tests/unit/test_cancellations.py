@@ -249,3 +249,15 @@ def test_a_field_missing_from_the_tracker_fails_the_event_with_its_name(ctx):
     assert failed.state is EventState.failed
     assert "SchemaMissing" in failed.last_error and "« Escalade DG » absent(s)" in failed.last_error
     assert ctx.redmine.notes(req.id) == []  # nothing half done; `events retry` once the field is added
+
+
+def test_a_decision_by_the_requester_is_not_taken(ctx):
+    req = request(ctx)
+    run(ctx, req.id)
+    ctx.redmine.edit(req.id, user_id=GESTIONNAIRE, **{"Décision": "Accordée"})
+    _, issue = run(ctx, req.id)
+    assert issue.field("Décision") == "" and issue.assigned_to_id == LITIGATION_GROUP
+    assert "Décision non prise en compte" in ctx.redmine.notes(req.id)[-1]
+    assert pending(ctx, req.id) == [("C-35/decision", datetime(2026, 12, 9, 23, 0, tzinfo=UTC))]  # still running
+    ctx.redmine.edit(req.id, user_id=CLERK, **{"Décision": "Accordée"})
+    assert run(ctx, req.id)[1].assigned_to_id == GESTIONNAIRE
