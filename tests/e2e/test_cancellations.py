@@ -80,6 +80,11 @@ def test_accepted_goes_back_to_the_requester(admin, service, clerk, gestionnaire
     service.cli("sync")
     issue = admin.issue(req["id"])
     assert issue.get("parent") is None and issue["assigned_to"]["id"] == group_id(admin, "Contentieux")
+    edit(admin, req["id"], gestionnaire, **{"Décision": "Accordée"})  # the requester cannot grant it
+    service.cli("sync")
+    issue = admin.issue(req["id"])
+    assert field(issue, "Décision") == "" and issue["assigned_to"]["id"] == group_id(admin, "Contentieux")
+    assert any("Décision non prise en compte" in n for n in admin.notes(req["id"]))
     edit(admin, req["id"], clerk, **{"Décision": "Accordée"})
     service.cli("sync")
     issue = admin.issue(req["id"])
