@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime
+from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from app.calendar import PARIS
+from app.calendar import PARIS, paris_date
 from app.config import get_settings
 from app.context import Context, build_context
 from app.deadlines import flows as deadlines_flows
@@ -18,6 +19,9 @@ from app.deadlines import service as deadlines_service
 from app.inbox import service as inbox
 from app.inbox.flows import poll_once
 from app.inbox.models import EventState
+from app.prevention import flows as prevention_flows
+from app.prevention import service as prevention_service
+from app.prevention.ledger import LedgerFileError
 from app.processing.flows import deadline_rules, work
 from app.writeoffs import flows as writeoffs_flows
 from integrations.redmine.interface import RedmineError
@@ -27,8 +31,11 @@ cli = typer.Typer(help="Recouvrement : procédure de recouvrement des impayés, 
                   no_args_is_help=True, pretty_exceptions_enable=False)
 redmine_cli = typer.Typer(help="Le Redmine : schéma attendu et vérification.", no_args_is_help=True)
 events_cli = typer.Typer(help="Les événements reçus (liste par défaut).")
+prevention_cli = typer.Typer(help="Prévention des impayés (P-1 … P-13) : grand livre, relances mensuelles.",
+                             no_args_is_help=True)
 cli.add_typer(redmine_cli, name="redmine")
 cli.add_typer(events_cli, name="events")
+cli.add_typer(prevention_cli, name="prevention")
 
 NowOption = Annotated[
     Optional[str],
@@ -159,6 +166,75 @@ def writeoffs(now: NowOption = None,
         typer.echo(f"  attention : {warning}")
     if ticket is not None:
         typer.echo(f"ticket d'annulation : #{ticket.id} ({ticket.status})")
+
+
+@prevention_cli.command("import")
+def prevention_import(file: Annotated[Path, typer.Argument(help="Grand livre des impayés (CSV)")],
+                      now: NowOption = None) -> None:
+    """Charger le grand livre des impayés du mois (une ligne par terme impayé)."""
+    ctx = _context(now)
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        _fail(f"{file} : {exc.strerror}")
+    lines = max(content.count(b"\n") - 1, 1)
+
+    def track(rows):
+        with typer.progressbar(rows, length=lines, label=f"lecture de {file.name}", file=sys.stderr) as bar:
+            yield from bar
+
+    try:
+        report = prevention_flows.import_ledger(ctx, file.name, content, track)
+    except LedgerFileError as exc:
+        _fail(f"{file} : {exc} — rien n'a été chargé")
+    ledger = report.ledger
+    if report.already_loaded:
+        typer.echo(f"{file.name} : déjà chargé le {ledger.imported_at.astimezone(PARIS):%d/%m/%Y %H:%M} "
+                   f"(import #{ledger.id}), rien de nouveau")
+        return
+    typer.echo(f"{file.name} : {ledger.rows_loaded} ligne(s) chargée(s), {ledger.rows_rejected} rejetée(s) "
+               f"(import #{ledger.id})")
+    for reject in report.rejects:
+        typer.echo(f"  rejet {reject}")
+
+
+@prevention_cli.command("run")
+def prevention_run(date_: Annotated[Optional[str], typer.Option("--date", help="Jour de la relance (AAAA-MM-JJ ; "
+                                                                 "par défaut aujourd'hui)")] = None,
+                   now: NowOption = None) -> None:
+    """Faire les relances dues à cette date (le 10 : lettres 1 et 2 ; le 17 : lettre 3 et transmission)."""
+    ctx = _context(now)
+    try:
+        on = date.fromisoformat(date_) if date_ else paris_date(ctx.clock.now())
+    except ValueError:
+        raise typer.BadParameter(f"--date : date AAAA-MM-JJ attendue, reçu {date_!r}") from None
+    try:
+        reports = prevention_flows.run_due(ctx, on)
+    except RedmineError as exc:
+        _fail(f"{exc} — la relance reprendra où elle s'est arrêtée")
+    for report in reports:
+        typer.echo(str(report))
+    if not reports:
+        typer.echo(f"aucune relance due le {on:%d/%m/%Y}")
+
+
+@prevention_cli.command("status")
+def prevention_status(tenant: Annotated[Optional[str], typer.Argument(help="Réf. locataire")] = None) -> None:
+    """Les dossiers de prévention : type de débiteur, lettres envoyées, plan, transmission."""
+    ctx = _context()
+    rows = prevention_service.cases_of(ctx.db, tenant)
+    if not rows:
+        typer.echo("aucun dossier de prévention")
+    for case, letters in rows:
+        state = f"clos le {case.closed_on:%d/%m/%Y}" if case.closed_on else "en cours"
+        if case.end:
+            state += f" ({case.end.value}{f', ticket #{case.litigation_issue_id}' if case.litigation_issue_id else ''})"
+        typer.echo(f"{case.tenant_ref:<12} {case.kind.value:<15} ouvert le {case.opened_on:%d/%m/%Y}, {state}")
+        for letter in letters:
+            typer.echo(f"    lettre n° {letter.phase} le {letter.created_at.astimezone(PARIS):%d/%m/%Y} : {letter.path}")
+        if case.plan_accepted_on:
+            broken = f", rompu le {case.plan_broken_on:%d/%m/%Y}" if case.plan_broken_on else ""
+            typer.echo(f"    plan d'apurement du {case.plan_accepted_on:%d/%m/%Y}, {case.plan_months} mensualités{broken}")
 
 
 @events_cli.callback(invoke_without_command=True)

@@ -57,7 +57,8 @@ class TrackerNames(BaseModel):
     mandate_loss: str = "Perte de mandat"
     fee_cancellation: str = "Annulation frais"
     debt_writeoff: str = "Annulation dette"
-    prevention_reminder: str = "Relance impayés"
+    prevention_reminder: str = "Relance impayés"  # P-4, P-6: a phone follow-up
+    prevention_file: str = "Fichier de relance"  # P-7 … P-10: a phase's list of tenants still unpaid
     task: str = "Tâche gestionnaire"
 
 
@@ -109,6 +110,16 @@ class FieldNames(BaseModel):
     overdue: str = "Hors délai"  # C-35: no decision within the delay
     owner_informed_date: str = "Propriétaire informé le"  # C-32
     writeoff_date: str = "Annulation passée le"  # C-32
+    # Issue 6: prevention (P-1 … P-13), on the Relance impayés tickets.
+    phone: str = "Téléphone"
+    balance: str = "Solde dû"
+    unpaid_terms: str = "Termes impayés"  # P-1
+    reminder_phase: str = "Phase de relance"  # P-4, P-6, P-12
+    debtor_kind: str = "Type de débiteur"  # P-2
+    plan_eligible: str = "Plan d'apurement éligible"  # P-5
+    plan_proposal: str = "Échéancier proposé"  # P-5
+    plan_accepted_date: str = "Plan accepté le"  # P-5
+    plan_months: str = "Mensualités du plan"  # P-5
 
 
 class StatusNames(BaseModel):
@@ -130,6 +141,9 @@ class ListValues(BaseModel):
     expense_other: str = "Autre"
     decision_accepted: str = "Accordée"
     decision_refused: str = "Refusée"
+    kind_new_entrant: str = "Nouvel entrant"  # P-2
+    kind_accidental: str = "Accidentel"
+    kind_recidivist: str = "Récidiviste"
 
 
 class Routing(BaseModel):
@@ -140,6 +154,10 @@ class Routing(BaseModel):
     accounting_group: str = "Comptabilité"
     management_group: str = "DG"
     litigation_manager: str = "Responsable contentieux"  # told of a late decision (C-35)
+    prevention_group: str = "Prévention des impayés"  # head-office agents (P-6, P-11)
+    cesf_group: str = "CESF"  # P-9
+    social_litigation_group: str = "Contentieux et suivi social"  # P-10 … P-12
+    sector_advisers: dict[str, str] = {}  # P-13: sector → conseillère (user name), named on the tickets
     agencies: list[str] = ["Agence Centre", "Agence Nord", "Agence Sud"]
 
 
@@ -177,6 +195,41 @@ class Deadlines(BaseModel):
     lease_seconds: int = 300
 
 
+class LedgerColumns(BaseModel):
+    """Columns of the arrears ledger exported by the rent-accounting system: one row per
+    unpaid term (the tenant's columns repeated)."""
+
+    tenant_ref: str = "ref_locataire"
+    name: str = "nom"
+    lot: str = "lot"
+    agency: str = "agence"
+    sector: str = "secteur"
+    lease_start: str = "debut_bail"  # JJ/MM/AAAA or AAAA-MM-JJ
+    phone: str = "telephone"
+    mandate_number: str = "mandat"  # optional: the lot's management mandate
+    owner_ref: str = "ref_proprietaire"  # optional
+    due_date: str = "echeance"  # the unpaid term's due date
+    amount: str = "montant"  # its unpaid amount, "1234,56" or "1234.56"
+
+
+class Prevention(BaseModel):
+    """The prevention procedure (P-1 … P-13); defaults are the seed's figures."""
+
+    columns: LedgerColumns = LedgerColumns()
+    delimiter: str = ";"
+    encoding: str = "utf-8-sig"
+    letters_day: int = 10  # P-4, P-6: letters 1 and 2 (the next working day when not one)
+    transfer_day: int = 17  # P-12: letter 3 and the hand-over
+    new_entrant_months: int = 6  # P-2: lease started less than 6 months before the run
+    recidivist_months: int = 12  # P-2: a previous arrears episode ended within 12 months
+    phone_sample_size: int = 10  # P-4: phase-1 tenants called, drawn at random
+    head_office_share: float = 0.5  # P-6: share of the calls (new entrants excepted) made by head office
+    plan_threshold_eur: Decimal = Decimal("500")  # P-5
+    plan_max_months: int = 6  # P-5
+    reference_months: int = 3  # P-7
+    output_dir: Path = Path("prevention")  # letters and phase files, per run
+
+
 class Worker(BaseModel):
     max_attempts: int = 8
     backoff_base_seconds: int = 30
@@ -208,6 +261,7 @@ class Settings(BaseSettings):
     procedure: Procedure = Procedure()
     worker: Worker = Worker()
     deadlines: Deadlines = Deadlines()
+    prevention: Prevention = Prevention()
 
     @classmethod
     def settings_customise_sources(

@@ -49,7 +49,12 @@ def note_once(ctx: Context, issue: Issue, key: str, text: str, assign_to: int | 
 
 def note_to_author(ctx: Context, issue: Issue, key: str, text: str, **changes) -> bool:
     """Post the note and send the ticket back to its author; to the litigation group when
-    Redmine refuses the author as assignee (not a member with an assignable role)."""
+    Redmine refuses the author as assignee (not a member with an assignable role). A
+    ticket the service opened itself stays with its assignee (Redmine would accept the
+    service's account as assignee, as every author, and nobody would see it)."""
+    if issue.author_id == ctx.redmine.service_user_id:
+        assignee = issue.assigned_to_id or ctx.principal(ctx.settings.routing.litigation_group)
+        return note_once(ctx, issue, key, text, assign_to=assignee, **changes)
     try:
         return note_once(ctx, issue, key, text, assign_to=issue.author_id, **changes)
     except RedmineRejected:

@@ -17,13 +17,21 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def letter_docx(template: str, **context: object) -> bytes:
-    title, _, body = render_plain(f"letters/{template}", **context).partition("\n")
+    return letters_docx([(template, context)])
+
+
+def letters_docx(letters: list[tuple[str, dict]]) -> bytes:
+    """Letters in one document, each on its own pages (a merged print file)."""
     document = Document()
     document.styles["Normal"].font.name = "Arial"
     document.styles["Normal"].font.size = Pt(11)
-    document.add_heading(title.strip(), level=1)
-    for paragraph in body.strip().split("\n\n"):
-        document.add_paragraph(paragraph.strip())
+    for number, (template, context) in enumerate(letters):
+        if number:
+            document.add_page_break()
+        title, _, body = render_plain(f"letters/{template}", **context).partition("\n")
+        document.add_heading(title.strip(), level=1)
+        for paragraph in body.strip().split("\n\n"):
+            document.add_paragraph(paragraph.strip())
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()

@@ -20,6 +20,7 @@ from app.deadlines.scheduled import tick_job
 from app.health.views import router as health_router
 from app.inbox.scheduled import poll_job
 from app.inbox.views import router as inbox_router
+from app.prevention.scheduled import prevention_job
 from app.processing.scheduled import work_job
 from app.writeoffs.scheduled import scan_job
 
@@ -40,6 +41,9 @@ def make_scheduler(ctx: Context) -> BackgroundScheduler:
     # C-31: the write-off scan, daily at the office hour and once at start (idempotent).
     office = ctx.settings.deadlines.office_hour
     scheduler.add_job(scan_job, "cron", hour=office.hour, minute=office.minute, args=[ctx], id="writeoffs",
+                      next_run_time=datetime.now(UTC), **common)
+    # P-4, P-6, P-12: the monthly prevention runs, checked daily (each is done once).
+    scheduler.add_job(prevention_job, "cron", hour=office.hour, minute=office.minute, args=[ctx], id="prevention",
                       next_run_time=datetime.now(UTC), **common)
     return scheduler
 

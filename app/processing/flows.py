@@ -20,6 +20,7 @@ from app.invoices.flows import reconcile_invoice
 from app.litigation.deadlines import RULES as LITIGATION_DEADLINES
 from app.litigation.deadlines import record_dates
 from app.litigation.flows import reconcile_litigation, reconcile_register
+from app.prevention.flows import reconcile_reminder_ticket
 from app.titles.flows import reconcile_contested_injunction, reconcile_title
 from app.writeoffs.flows import RULES as WRITEOFF_DEADLINES
 from app.writeoffs.flows import reconcile_writeoff
@@ -72,6 +73,8 @@ def process_issue(ctx: Context, issue_id: int) -> str:
         done += reconcile_cancellation(ctx, issue)
     elif issue.tracker == t.debt_writeoff:
         done += reconcile_writeoff(ctx, issue)
+    elif issue.tracker == t.prevention_reminder:
+        done += reconcile_reminder_ticket(ctx, issue)
     rules = deadline_rules(ctx.settings)
     if rules.covers(issue.tracker):
         if any(d and d != "rien à faire" for d in done):

@@ -92,6 +92,7 @@ class RedmineClient:
         )
         self._url = settings.redmine_url.rstrip("/")
         self._ids: dict[str, dict[str, int]] | None = None
+        self._service_user_id: int | None = None
 
     # --- low level -------------------------------------------------------------------
     def _request(self, method: str, path: str, what: str, params: dict | None = None, data: dict | None = None):
@@ -168,6 +169,12 @@ class RedmineClient:
     @property
     def project_id(self) -> int:
         return self._id("project", "id")
+
+    @property
+    def service_user_id(self) -> int:
+        if self._service_user_id is None:
+            self._service_user_id = self._request("get", "/users/current.json", "lecture du compte du service")["user"]["id"]
+        return self._service_user_id
 
     def get_issue(self, issue_id: int) -> Issue:
         raw = self._request(

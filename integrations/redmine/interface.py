@@ -145,6 +145,8 @@ class SchemaReport:
 class Redmine(Protocol):
     project_id: int
     """Id of the configured project."""
+    service_user_id: int
+    """Id of the service's own account (the author of the tickets it creates)."""
 
     def get_issue(self, issue_id: int) -> Issue:
         """The issue with its journals (and their changes), children, attachments and relations."""

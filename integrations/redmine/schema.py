@@ -34,7 +34,7 @@ STAFF_PERMISSIONS = [
 @dataclass(frozen=True)
 class CustomFieldSpec:
     name: str
-    format: str  # string, text, bool, list, float, date
+    format: str  # string, text, bool, list, int, float, date
     trackers: list[str]
     values: list[str] = field(default_factory=list)
     searched: bool = False  # the service filters on it: must be "used as a filter"
@@ -107,6 +107,15 @@ def build_spec(settings: Settings) -> RedmineSpec:
         cf(f.overdue, "bool", [t.fee_cancellation]),
         cf(f.owner_informed_date, "date", [t.debt_writeoff]),
         cf(f.writeoff_date, "date", [t.debt_writeoff]),
+        cf(f.phone, "string", [t.prevention_reminder]),
+        cf(f.balance, "float", [t.prevention_reminder]),
+        cf(f.unpaid_terms, "int", [t.prevention_reminder]),
+        cf(f.reminder_phase, "int", [t.prevention_reminder]),
+        cf(f.debtor_kind, "list", [t.prevention_reminder], [v.kind_new_entrant, v.kind_accidental, v.kind_recidivist]),
+        cf(f.plan_eligible, "bool", [t.prevention_reminder]),
+        cf(f.plan_proposal, "text", [t.prevention_reminder]),
+        cf(f.plan_accepted_date, "date", [t.prevention_reminder]),
+        cf(f.plan_months, "int", [t.prevention_reminder]),
         cf(f.deadline, "date", deadline_trackers),
         cf(f.deadline_reason, "string", deadline_trackers),
         # Every ticket the service creates carries its operation key, searched before creating.
@@ -123,7 +132,7 @@ def build_spec(settings: Settings) -> RedmineSpec:
         trackers=all_trackers,
         custom_fields=fields,
         groups=[r.litigation_group, r.litigation_manager, r.back_office_group, r.accounting_group,
-                r.management_group, *r.agencies],
+                r.management_group, r.prevention_group, r.cesf_group, r.social_litigation_group, *r.agencies],
         service_role={"name": "Automate recouvrement", "permissions": SERVICE_PERMISSIONS, "assignable": False},
         staff_role={"name": "Équipe recouvrement", "permissions": STAFF_PERMISSIONS, "assignable": True},
         service_user={"login": "recouvrement", "firstname": "Automate", "lastname": "Recouvrement",

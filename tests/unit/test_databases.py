@@ -62,3 +62,35 @@ def test_deadline_store_claims_once_and_tolerates_a_repeated_insert(db):
     assert first is not None and first.due_at == NOW and deadlines.claim_due(db, NOW, 60) is None
     deadlines.mark_fired(db, first.id, "ok", NOW)
     assert deadlines.listing(db) == [] and deadlines.fired_kinds(db, 3)["C-14/provision"].id == first.id
+
+
+def test_the_migrations_build_exactly_the_models(db):
+    """Alembic's head and the SQLAlchemy models describe the same tables, on both engines."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import app.deadlines.models  # noqa: F401
+    import app.inbox.models  # noqa: F401
+    import app.prevention.models  # noqa: F401
+    from app.database import Base
+
+    db.migrate()
+    with db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_prevention_runs_and_letters_once_on_both_engines(db):
+    from datetime import date
+
+    from app.prevention import service as prevention
+    from app.prevention.models import RunKind
+
+    db.migrate()
+    ledger = prevention.store_import(db, "x.csv", "2027-01", "0" * 64, [], [], NOW)
+    first = prevention.start_run(db, "2027-01", RunKind.letters, date(2027, 1, 11), ledger.id, NOW)
+    assert prevention.start_run(db, "2027-01", RunKind.letters, date(2027, 1, 11), ledger.id, NOW).id == first.id
+    case = prevention.open_case(db, "A", lambda previous: prevention.DebtorKind.accidental, date(2027, 1, 11))
+    for _ in range(2):
+        prevention.record_letter(db, first.id, case.id, "A", 1, "k", "/tmp/l.docx", NOW)
+    assert len(prevention.run_letters(db, first.id)) == 1

@@ -188,3 +188,17 @@ def test_an_incomplete_file_lists_every_problem_and_is_opened_once_completed(ctx
     reconcile_litigation(ctx, redmine.get_issue(lit.id))
     assert len(analyses(redmine, lit.id)) == 1
     assert [c.tracker for c in redmine.children(lit.id)] == ["Tâche gestionnaire"]
+
+
+def test_an_incomplete_ticket_the_service_opened_stays_with_its_assignee(ctx):
+    from app.litigation.flows import reconcile_litigation
+    from tests.unit.helpers import add_register, litigation_fields
+
+    add_register(ctx.redmine)
+    fields = litigation_fields()
+    del fields["Compte propriétaire"]
+    handed_over = ctx.redmine.add("Contentieux", "Impayés", author_id=ctx.redmine.service_user_id,
+                                  assigned_to_id=620, **fields)  # opened by the prevention hand-over
+    reconcile_litigation(ctx, handed_over)
+    issue = ctx.redmine.get_issue(handed_over.id)
+    assert issue.assigned_to_id == 620 and "Dossier contentieux incomplet" in ctx.redmine.notes(issue.id)[-1]

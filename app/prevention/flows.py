@@ -1,0 +1,358 @@
+"""Prevention of arrears, procedure P-1 … P-13: the monthly ledger, the runs of the 10th
+(letters 1 and 2, phone follow-ups) and of the 17th (letter 3, hand-over to litigation),
+the phase files, and repayment plans recorded on the follow-up tickets.
+
+Durable and idempotent: the run is a row (one per month and kind); each tenant's letter
+is recorded once its effects are done, and every effect is safe to repeat (the same
+file rewritten, Redmine tickets by operation key, attachments by name), so a crashed run
+is completed by the next one and never sends a letter twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from openpyxl import Workbook
+
+from app.calendar import add_months, paris_date
+from app.context import Context
+from app.effects import ensure_ticket, note_once
+from app.letters import DOCX, letter_docx, letters_docx
+from app.litigation.flows import register_of
+from app.prevention import service
+from app.prevention.ledger import parse_ledger, read_rows
+from app.prevention.models import CaseEnd, DebtorKind, LedgerImport, PreventionCase, PreventionRun, RunKind
+from app.prevention.phases import (
+    Arrears,
+    debtor_kind,
+    head_office_calls,
+    phase_for,
+    phone_sample,
+    plan_eligible,
+    plan_honoured,
+    plan_schedule,
+    run_day,
+)
+from app.templates import render
+from integrations.redmine.interface import Issue, NewIssue
+
+CSV = "text/csv"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+# --- import ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImportReport:
+    ledger: LedgerImport
+    already_loaded: bool
+    rejects: list[str]
+
+
+def import_ledger(ctx: Context, filename: str, content: bytes,
+                  track: Callable[[Iterator], Iterable] = lambda rows: rows) -> ImportReport:
+    """Load a ledger file: readable rows kept, the others reported by line; all or nothing
+    in the database. The same file twice in a month is loaded once. ``track`` wraps the
+    rows (a progress bar)."""
+    digest = hashlib.sha256(content).hexdigest()
+    period = f"{paris_date(ctx.clock.now()):%Y-%m}"
+    known = service.find_import(ctx.db, period, digest)
+    if known is not None:
+        return ImportReport(known, True, known.rejects.splitlines())
+    rows, rejects = parse_ledger(track(read_rows(content, ctx.settings.prevention)), ctx.settings.prevention)
+    ledger = service.store_import(ctx.db, filename, period, digest, rows, rejects, ctx.clock.now())
+    return ImportReport(ledger, False, [str(r) for r in rejects])
+
+
+# --- runs --------------------------------------------------------------------------------
+@dataclass
+class RunReport:
+    kind: RunKind
+    run_on: date
+    state: str  # "fait", "déjà fait", "en attente du grand livre du mois"
+    letters: dict[int, int]  # phase → letters sent
+    calls: int = 0
+    handed_over: int = 0
+    suspended: int = 0  # plans honoured
+    closed: int = 0  # tenants who paid
+    files: list[int] | None = None  # phase-file tickets
+
+    def __str__(self) -> str:
+        head = f"relance du {self.run_on:%d/%m/%Y} ({self.kind.value}) : {self.state}"
+        if self.state != "fait":
+            return head
+        letters = ", ".join(f"lettre {p} × {n}" for p, n in sorted(self.letters.items())) or "aucune lettre"
+        return (f"{head} — {letters}, {self.calls} appel(s), {self.handed_over} transmis au contentieux, "
+                f"{self.suspended} plan(s) respecté(s), {self.closed} soldé(s), "
+                f"fichiers : {', '.join(f'#{i}' for i in self.files or []) or 'aucun'}")
+
+
+def run_due(ctx: Context, on: date) -> list[RunReport]:
+    """The runs of ``on``'s month due by ``on`` (P-4, P-6 the 10th; P-12 the 17th; the next
+    working day when not one), each done once; a run waits for the month's ledger."""
+    p = ctx.settings.prevention
+    period = f"{on:%Y-%m}"
+    reports = []
+    for kind, day in ((RunKind.letters, p.letters_day), (RunKind.transfer, p.transfer_day)):
+        scheduled = run_day(on.year, on.month, day, ctx.settings)
+        if on < scheduled:
+            continue
+        run = service.get_run(ctx.db, period, kind)
+        if run is not None and run.finished_at is not None:
+            reports.append(RunReport(kind, run.run_on, "déjà fait", {}))
+            continue
+        ledger = service.latest_import(ctx.db, period, ctx.clock.now())
+        if run is None and ledger is None:
+            reports.append(RunReport(kind, scheduled, "en attente du grand livre du mois", {}))
+            continue
+        run = run or service.start_run(ctx.db, period, kind, scheduled, ledger.id, ctx.clock.now())
+        reports.append(_run(ctx, run))
+    return reports
+
+
+def _run(ctx: Context, run: PreventionRun) -> RunReport:
+    s = ctx.settings
+    tenants = service.arrears(ctx.db, run.import_id)
+    report = RunReport(run.kind, run.run_on, "fait", {})
+    report.closed = len(service.close_paid(ctx.db, set(tenants), run.run_on))
+    due: list[tuple[Arrears, PreventionCase, int]] = []
+    for tenant in sorted(tenants.values(), key=lambda t: t.tenant_ref):
+        case = service.open_case(ctx.db, tenant.tenant_ref,
+                                 lambda previous_end, t=tenant: debtor_kind(t.lease_start, previous_end, run.run_on, s),
+                                 run.run_on)
+        if case.end is CaseEnd.handed_over:
+            continue  # followed by litigation now
+        if _plan_suspends(ctx, case, tenant, run.run_on):
+            report.suspended += 1
+            continue
+        phase = phase_for(len(tenant.terms), run.kind)
+        if phase is not None and service.letter_sent(ctx.db, tenant.tenant_ref, phase, tenant.terms_key) is None:
+            due.append((tenant, case, phase))
+
+    sampled = phone_sample([t.tenant_ref for t, _, phase in due if phase == 1], s.prevention.phone_sample_size,
+                           seed=f"{run.period}/{run.kind.value}")
+    for tenant, case, phase in due:
+        path = _write_letter(ctx, run, tenant, phase)
+        if phase == 2 or tenant.tenant_ref in sampled:  # P-6 every tenant, P-4 a random sample
+            _call_ticket(ctx, run, tenant, case, phase)
+            report.calls += 1
+        if phase == 3:
+            _hand_over(ctx, run, tenant, case)
+            report.handed_over += 1
+        service.record_letter(ctx.db, run.id, case.id, tenant.tenant_ref, phase, tenant.terms_key, str(path),
+                              ctx.clock.now())
+        report.letters[phase] = report.letters.get(phase, 0) + 1
+
+    report.files = _phase_files(ctx, run, tenants)
+    service.finish_run(ctx.db, run.id, str(report), ctx.clock.now())
+    return report
+
+
+def _plan_suspends(ctx: Context, case: PreventionCase, tenant: Arrears, on: date) -> bool:
+    """P-5: an accepted plan suspends the phases while honoured; the first missed instalment
+    ends it (noted on its ticket) and the phases resume."""
+    if case.plan_accepted_on is None or case.plan_broken_on is not None:
+        return False
+    if plan_honoured(case.plan_start_balance, case.plan_months, case.plan_accepted_on, tenant.balance, on):
+        return True
+    schedule = plan_schedule(case.plan_start_balance, case.plan_months, case.plan_accepted_on)
+    allowed = case.plan_start_balance - sum(i.amount for i in schedule if i.due_date <= on)
+    ticket = ctx.redmine.get_issue(case.plan_issue_id)
+    note_once(ctx, ticket, f"P-5/plan-rompu/{case.plan_accepted_on}/{on}",
+              render("prevention_plan_broken", on=on, balance=tenant.balance, allowed=allowed))
+    service.update_case(ctx.db, case.id, plan_broken_on=on)
+    return False
+
+
+# --- what a tenant gets --------------------------------------------------------------------
+def _run_dir(ctx: Context, run: PreventionRun) -> Path:
+    return ctx.settings.prevention.output_dir / run.period / run.kind.value
+
+
+def _letter_context(ctx: Context, tenant: Arrears, run: PreventionRun) -> dict:
+    s = ctx.settings
+    return dict(tenant=tenant, today=run.run_on, plan=plan_eligible(tenant.balance, s),
+                plan_months=s.prevention.plan_max_months, social_group=s.routing.social_litigation_group,
+                adviser=s.routing.sector_advisers.get(tenant.sector))
+
+
+def _write_letter(ctx: Context, run: PreventionRun, tenant: Arrears, phase: int) -> Path:
+    """The tenant's letter, as a file of the run (rewritten identically after a crash)."""
+    path = _run_dir(ctx, run) / f"phase-{phase}" / f"relance-{phase}-{_safe(tenant.tenant_ref)}.docx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(letter_docx(f"relance_{phase}", **_letter_context(ctx, tenant, run)))
+    return path
+
+
+def _safe(ref: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in ref)
+
+
+def _call_assignee(ctx: Context, tenant: Arrears, kind: DebtorKind) -> tuple[int | None, bool]:
+    """P-3: new entrants to their agency; P-6: the others shared between head office and the
+    agencies. An agency unknown to the configuration: head office (and the ticket says so)."""
+    r = ctx.settings.routing
+    agency_known = tenant.agency in r.agencies
+    if kind is not DebtorKind.new_entrant and head_office_calls(tenant.tenant_ref, ctx.settings.prevention.head_office_share):
+        return ctx.principal(r.prevention_group), False
+    if agency_known:
+        return ctx.principal(tenant.agency), False
+    return ctx.principal(r.prevention_group), True
+
+
+def _call_ticket(ctx: Context, run: PreventionRun, tenant: Arrears, case: PreventionCase, phase: int) -> Issue:
+    s = ctx.settings
+    f, v = s.fields, s.values
+    eligible = plan_eligible(tenant.balance, s)
+    schedule = plan_schedule(tenant.balance, s.prevention.plan_max_months, run.run_on) if eligible else []
+    assignee, unrouted = _call_assignee(ctx, tenant, case.kind)
+    kinds = {DebtorKind.new_entrant: v.kind_new_entrant, DebtorKind.accidental: v.kind_accidental,
+             DebtorKind.recidivist: v.kind_recidivist}
+    proposal = "\n".join(f"{i.due_date:%d/%m/%Y} : {i.amount} €" for i in schedule)
+    ticket, _ = ensure_ticket(ctx, f"P-{4 if phase == 1 else 6}/appel/{tenant.tenant_ref}/{tenant.terms_key[:16]}",
+                              NewIssue(
+        tracker=s.trackers.prevention_reminder,
+        subject=f"Relance téléphonique phase {phase} — {tenant.name} ({tenant.tenant_ref})",
+        description=render("prevention_call", phase=phase, today=run.run_on, tenant=tenant, kind=case.kind.value,
+                           schedule=schedule, accepted_field=f.plan_accepted_date, months_field=f.plan_months,
+                           adviser=s.routing.sector_advisers.get(tenant.sector), unrouted=unrouted,
+                           fallback=s.routing.prevention_group),
+        assigned_to_id=assignee,
+        custom_fields={k: val for k, val in {
+            f.tenant_ref: tenant.tenant_ref, f.owner_ref: tenant.owner_ref, f.mandate_number: tenant.mandate_number,
+            f.phone: tenant.phone, f.balance: str(tenant.balance), f.unpaid_terms: str(len(tenant.terms)),
+            f.reminder_phase: str(phase), f.debtor_kind: kinds[case.kind], f.plan_eligible: "1" if eligible else "0",
+            f.plan_proposal: proposal}.items() if val}))
+    return ticket
+
+
+def _hand_over(ctx: Context, run: PreventionRun, tenant: Arrears, case: PreventionCase) -> Issue:
+    """P-10, P-12 → C-3: a Contentieux ticket filled from the ledger, under the mandate
+    register when the lot is under mandate; the litigation flow takes it from there."""
+    s = ctx.settings
+    f = s.fields
+    register = register_of(ctx, tenant.mandate_number) if tenant.mandate_number else None
+    values = {f.mandate_number: tenant.mandate_number, f.tenant_ref: tenant.tenant_ref, f.owner_ref: tenant.owner_ref,
+              f.debtors: f"{tenant.name} ; locataire", f.tenant_in_premises: "1", f.debt_amount: str(tenant.balance),
+              f.last_unpaid_date: tenant.terms[-1].due_date.isoformat()}
+    ticket, _ = ensure_ticket(ctx, f"P-12/contentieux/{tenant.tenant_ref}/{case.opened_on}", NewIssue(
+        tracker=s.trackers.litigation,
+        subject=f"Impayés {tenant.name} ({tenant.tenant_ref}) — transmis par la prévention",
+        description=render("prevention_handover", today=run.run_on, opened_on=case.opened_on, kind=case.kind.value,
+                           tenant=tenant, adviser=s.routing.sector_advisers.get(tenant.sector)),
+        parent_id=register.id if register else None,
+        assigned_to_id=ctx.principal(s.routing.social_litigation_group),
+        custom_fields={k: val for k, val in values.items() if val}))
+    service.update_case(ctx.db, case.id, end=CaseEnd.handed_over, litigation_issue_id=ticket.id)
+    return ticket
+
+
+# --- P-7 … P-10: the phase files -------------------------------------------------------------
+FILE_COLUMNS = ["Réf. locataire", "Nom", "Lot", "Agence", "Secteur", "Téléphone", "Type de débiteur",
+                "Termes impayés", "Échéances impayées", "Solde dû", "Plan d'apurement possible"]
+
+
+def _phase_files(ctx: Context, run: PreventionRun, tenants: dict[str, Arrears]) -> list[int]:
+    """One ``Fichier de relance`` ticket per phase of the run: the list (CSV and Excel) and
+    the merged letters, for its recipients."""
+    s = ctx.settings
+    r = s.routing
+    recipients = {1: r.prevention_group, 2: r.cesf_group, 3: r.social_litigation_group}  # P-7/P-8, P-9, P-10
+    by_phase: dict[int, list] = {}
+    for letter, kind in service.run_letters(ctx.db, run.id):
+        by_phase.setdefault(letter.phase, []).append((tenants[letter.tenant_ref], kind))
+    made = []
+    for phase, rows in sorted(by_phase.items()):
+        stem = f"relance-phase-{phase}-{run.period}"
+        files = {f"{stem}.csv": (_csv(ctx, rows), CSV), f"{stem}.xlsx": (_xlsx(ctx, rows), XLSX),
+                 f"{stem}-lettres.docx": (letters_docx([(f"relance_{phase}", _letter_context(ctx, t, run))
+                                                        for t, _ in rows]), DOCX)}
+        for name, (content, _) in files.items():
+            (_run_dir(ctx, run) / name).write_bytes(content)
+        ticket, _ = ensure_ticket(ctx, f"P-7/fichier/{run.period}/{phase}", NewIssue(
+            tracker=s.trackers.prevention_file,
+            subject=f"Fichier de relance phase {phase} — {run.period} ({len(rows)} locataire(s))",
+            description=render("prevention_file", phase=phase, period=run.period, count=len(rows), today=run.run_on,
+                               csv=f"{stem}.csv", xlsx=f"{stem}.xlsx", letters=f"{stem}-lettres.docx",
+                               reference_until=add_months(run.run_on, s.prevention.reference_months)),
+            assigned_to_id=ctx.principal(recipients[phase])))
+        for name, (content, content_type) in files.items():
+            if name not in ticket.attachments:
+                ctx.redmine.attach_file(ticket.id, name, content, content_type, f"Fichier {name} (règles P-7 … P-10).")
+        made.append(ticket.id)
+    return made
+
+
+def _table(ctx: Context, rows: list[tuple[Arrears, DebtorKind]]) -> list[list]:
+    return [[tenant.tenant_ref, tenant.name, tenant.lot, tenant.agency, tenant.sector, tenant.phone, kind.value,
+             len(tenant.terms), " ".join(f"{t.due_date:%d/%m/%Y}" for t in tenant.terms), tenant.balance,
+             "oui" if plan_eligible(tenant.balance, ctx.settings) else "non"] for tenant, kind in rows]
+
+
+def _csv(ctx: Context, rows: list[tuple[Arrears, DebtorKind]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(FILE_COLUMNS)
+    for row in _table(ctx, rows):
+        writer.writerow([str(v).replace(".", ",") if isinstance(v, Decimal) else v for v in row])
+    return out.getvalue().encode("utf-8-sig")  # Excel (French) opens it as is
+
+
+def _xlsx(ctx: Context, rows: list[tuple[Arrears, DebtorKind]]) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Impayés"
+    sheet.append(FILE_COLUMNS)
+    for row in _table(ctx, rows):
+        sheet.append([float(v) if isinstance(v, Decimal) else v for v in row])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+# --- P-5: a plan recorded on a follow-up ticket ---------------------------------------------
+def reconcile_reminder_ticket(ctx: Context, issue: Issue) -> list[str]:
+    """``Plan accepté le`` on a Relance impayés ticket: the plan is checked (500 € or more,
+    6 monthly instalments at most), recorded on the tenant's case and its schedule noted."""
+    s = ctx.settings
+    f = s.fields
+    issue.require_fields(f.tenant_ref, f.plan_accepted_date, f.plan_months, f.balance)
+    accepted_on = issue.date_field(f.plan_accepted_date)
+    if accepted_on is None:
+        return []
+    case = service.open_cases(ctx.db).get(issue.field(f.tenant_ref))
+    balance = _decimal(issue.field(f.balance))
+    months_text = issue.field(f.plan_months)
+    months = int(months_text) if months_text.isdigit() else s.prevention.plan_max_months
+    reason = None
+    if case is None:
+        reason = f"aucun dossier de prévention en cours pour le locataire « {issue.field(f.tenant_ref)} »"
+    elif balance is None or not plan_eligible(balance, s):
+        reason = f"dette inférieure à {s.prevention.plan_threshold_eur} €"
+    elif not 1 <= months <= s.prevention.plan_max_months:
+        reason = f"{months} mensualités demandées, {s.prevention.plan_max_months} au plus"
+    key = f"P-5/plan/{accepted_on}/{months}"
+    if reason:
+        note_once(ctx, issue, key, render("prevention_plan_refused", reason=reason))
+        return [f"plan d'apurement refusé : {reason}"]
+    if case.plan_issue_id != issue.id or case.plan_accepted_on != accepted_on or case.plan_months != months:
+        service.update_case(ctx.db, case.id, plan_issue_id=issue.id, plan_accepted_on=accepted_on, plan_months=months,
+                            plan_start_balance=balance, plan_broken_on=None)
+    schedule = plan_schedule(balance, months, accepted_on)
+    if note_once(ctx, issue, key, render("prevention_plan_recorded", accepted_on=accepted_on, schedule=schedule,
+                                         balance=balance)):
+        return [f"plan d'apurement du {accepted_on:%d/%m/%Y} enregistré ({months} mensualités)"]
+    return []
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        return Decimal(text).quantize(Decimal("0.01")) if text else None
+    except InvalidOperation:
+        return None
