@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -35,8 +36,8 @@ from app.prevention.phases import (
     head_office_calls,
     phase_for,
     phone_sample,
+    plan_allowed_balance,
     plan_eligible,
-    plan_honoured,
     plan_schedule,
     run_day,
 )
@@ -121,7 +122,7 @@ def _run(ctx: Context, run: PreventionRun) -> RunReport:
     tenants = service.arrears(ctx.db, run.import_id)
     report = RunReport(run.kind, run.run_on, "fait", {})
     report.closed = len(service.close_paid(ctx.db, set(tenants), run.run_on))
-    due: list[tuple[Arrears, PreventionCase, int]] = []
+    at_phase: list[tuple[Arrears, PreventionCase, int]] = []
     for tenant in sorted(tenants.values(), key=lambda t: t.tenant_ref):
         case = service.open_case(ctx.db, tenant.tenant_ref,
                                  lambda previous_end, t=tenant: debtor_kind(t.lease_start, previous_end, run.run_on, s),
@@ -132,23 +133,29 @@ def _run(ctx: Context, run: PreventionRun) -> RunReport:
             report.suspended += 1
             continue
         phase = phase_for(len(tenant.terms), run.kind)
-        if phase is not None and service.letter_sent(ctx.db, tenant.tenant_ref, phase, tenant.terms_key) is None:
-            due.append((tenant, case, phase))
+        if phase is not None:
+            at_phase.append((tenant, case, phase))
 
-    sampled = phone_sample([t.tenant_ref for t, _, phase in due if phase == 1], s.prevention.phone_sample_size,
+    # Drawn among all the run's phase-1 tenants: a resumed run draws the same ones.
+    sampled = phone_sample([t.tenant_ref for t, _, phase in at_phase if phase == 1], s.prevention.phone_sample_size,
                            seed=f"{run.period}/{run.kind.value}")
-    for tenant, case, phase in due:
-        path = _write_letter(ctx, run, tenant, phase)
-        if phase == 2 or tenant.tenant_ref in sampled:  # P-6 every tenant, P-4 a random sample
-            _call_ticket(ctx, run, tenant, case, phase)
-            report.calls += 1
-        if phase == 3:
-            _hand_over(ctx, run, tenant, case)
-            report.handed_over += 1
-        service.record_letter(ctx.db, run.id, case.id, tenant.tenant_ref, phase, tenant.terms_key, str(path),
-                              ctx.clock.now())
-        report.letters[phase] = report.letters.get(phase, 0) + 1
+    for tenant, case, phase in at_phase:
+        # Recorded last, once every effect is done: a crash before it redoes them (each is
+        # idempotent); recorded already (this run, or an earlier one for the same terms): skipped.
+        if service.letter_sent(ctx.db, tenant.tenant_ref, phase, tenant.terms_key) is None:
+            _write_letter(ctx, run, tenant, phase)
+            if phase == 2 or tenant.tenant_ref in sampled:  # P-6 every tenant, P-4 a random sample
+                _call_ticket(ctx, run, tenant, case, phase)
+        litigation = _hand_over(ctx, run, tenant, case) if phase == 3 else None
+        service.record_letter(ctx.db, run.id, case.id, tenant.tenant_ref, phase, tenant.terms_key,
+                              str(_letter_path(ctx, run, tenant, phase)), ctx.clock.now())
+        if litigation is not None:  # last: until then, a resumed run finds the case at phase 3 again
+            service.update_case(ctx.db, case.id, end=CaseEnd.handed_over, litigation_issue_id=litigation.id)
 
+    sent = service.run_letters(ctx.db, run.id)
+    report.letters = dict(Counter(letter.phase for letter, _ in sent))
+    report.calls = sum(1 for letter, _ in sent if letter.phase == 2 or letter.tenant_ref in sampled)
+    report.handed_over = sum(1 for letter, _ in sent if letter.phase == 3)
     report.files = _phase_files(ctx, run, tenants)
     service.finish_run(ctx.db, run.id, str(report), ctx.clock.now())
     return report
@@ -159,10 +166,9 @@ def _plan_suspends(ctx: Context, case: PreventionCase, tenant: Arrears, on: date
     ends it (noted on its ticket) and the phases resume."""
     if case.plan_accepted_on is None or case.plan_broken_on is not None:
         return False
-    if plan_honoured(case.plan_start_balance, case.plan_months, case.plan_accepted_on, tenant.balance, on):
+    allowed = plan_allowed_balance(case.plan_start_balance, case.plan_months, case.plan_accepted_on, on)
+    if tenant.balance <= allowed:
         return True
-    schedule = plan_schedule(case.plan_start_balance, case.plan_months, case.plan_accepted_on)
-    allowed = case.plan_start_balance - sum(i.amount for i in schedule if i.due_date <= on)
     ticket = ctx.redmine.get_issue(case.plan_issue_id)
     note_once(ctx, ticket, f"P-5/plan-rompu/{case.plan_accepted_on}/{on}",
               render("prevention_plan_broken", on=on, balance=tenant.balance, allowed=allowed))
@@ -182,9 +188,13 @@ def _letter_context(ctx: Context, tenant: Arrears, run: PreventionRun) -> dict:
                 adviser=s.routing.sector_advisers.get(tenant.sector))
 
 
+def _letter_path(ctx: Context, run: PreventionRun, tenant: Arrears, phase: int) -> Path:
+    return _run_dir(ctx, run) / f"phase-{phase}" / f"relance-{phase}-{_safe(tenant.tenant_ref)}.docx"
+
+
 def _write_letter(ctx: Context, run: PreventionRun, tenant: Arrears, phase: int) -> Path:
     """The tenant's letter, as a file of the run (rewritten identically after a crash)."""
-    path = _run_dir(ctx, run) / f"phase-{phase}" / f"relance-{phase}-{_safe(tenant.tenant_ref)}.docx"
+    path = _letter_path(ctx, run, tenant, phase)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(letter_docx(f"relance_{phase}", **_letter_context(ctx, tenant, run)))
     return path
@@ -249,7 +259,6 @@ def _hand_over(ctx: Context, run: PreventionRun, tenant: Arrears, case: Preventi
         parent_id=register.id if register else None,
         assigned_to_id=ctx.principal(s.routing.social_litigation_group),
         custom_fields={k: val for k, val in values.items() if val}))
-    service.update_case(ctx.db, case.id, end=CaseEnd.handed_over, litigation_issue_id=ticket.id)
     return ticket
 
 

@@ -100,8 +100,8 @@ def plan_schedule(balance: Decimal, months: int, start: date) -> list[Instalment
     return [Instalment(add_months(start, i + 1), amount) for i, amount in enumerate(amounts)]
 
 
-def plan_honoured(start_balance: Decimal, months: int, accepted_on: date, balance: Decimal, on: date) -> bool:
-    """P-5: honoured while the balance is no higher than the plan allows at ``on``: the
-    starting balance less every instalment due by then (new rents must be paid too)."""
+def plan_allowed_balance(start_balance: Decimal, months: int, accepted_on: date, on: date) -> Decimal:
+    """P-5: the highest balance an honoured plan leaves at ``on``: the starting balance less
+    every instalment due by then (new rents must be paid too)."""
     due = [i for i in plan_schedule(start_balance, months, accepted_on) if i.due_date <= on]
-    return balance <= start_balance - sum((i.amount for i in due), Decimal("0.00"))
+    return start_balance - sum((i.amount for i in due), Decimal("0.00"))

@@ -18,7 +18,7 @@ from app.prevention import service
 from app.prevention.flows import import_ledger, reconcile_reminder_ticket, run_due
 from app.prevention.ledger import LedgerFileError
 from app.prevention.models import DebtorKind, LedgerImport
-from app.prevention.phases import debtor_kind, plan_honoured, plan_schedule, run_day
+from app.prevention.phases import debtor_kind, plan_allowed_balance, plan_schedule, run_day
 from integrations.redmine.interface import RedmineUnavailable
 from tests.unit.helpers import make_context
 
@@ -266,8 +266,9 @@ def test_plan_schedule_and_honoured_boundary():
     schedule = plan_schedule(Decimal("1000.00"), 6, date(2027, 1, 31))
     assert [i.amount for i in schedule] == [Decimal("166.66")] * 5 + [Decimal("166.70")]
     assert schedule[0].due_date == date(2027, 2, 28)  # month end clamped
-    assert plan_honoured(Decimal("1000.00"), 6, date(2027, 1, 31), Decimal("833.34"), date(2027, 2, 28))
-    assert not plan_honoured(Decimal("1000.00"), 6, date(2027, 1, 31), Decimal("833.35"), date(2027, 2, 28))
+    assert plan_allowed_balance(Decimal("1000.00"), 6, date(2027, 1, 31), date(2027, 2, 27)) == Decimal("1000.00")
+    assert plan_allowed_balance(Decimal("1000.00"), 6, date(2027, 1, 31), date(2027, 2, 28)) == Decimal("833.34")
+    assert plan_allowed_balance(Decimal("1000.00"), 6, date(2027, 1, 31), date(2027, 7, 31)) == Decimal("0.00")
 
 
 def test_a_plan_over_6_months_or_under_500_is_refused(ctx):
@@ -304,3 +305,37 @@ def test_new_entrants_are_called_by_their_agency(ctx):
     calls = {t.field("Réf. locataire"): t for t in tickets(ctx, "Relance impayés")}
     assert calls["NEW"].assigned_to_id == 630 and calls["NEW"].field("Type de débiteur") == "Nouvel entrant"
     assert calls["OLD"].assigned_to_id == 600
+
+
+def test_a_resumed_run_calls_the_same_sample(ctx, monkeypatch):
+    ctx.settings.prevention.phone_sample_size = 2
+    load(ctx, date(2027, 1, 8), *(line(f"T{i}", "05/01/2027") for i in range(6)))
+    create = ctx.redmine.create_issue
+    calls = []
+
+    def second_call_fails(new):
+        calls.append(new)
+        if len(calls) == 2:
+            raise RedmineUnavailable("Redmine injoignable (fake)")
+        return create(new)
+
+    monkeypatch.setattr(ctx.redmine, "create_issue", second_call_fails)
+    with pytest.raises(RedmineUnavailable):
+        run(ctx, date(2027, 1, 11))
+    monkeypatch.setattr(ctx.redmine, "create_issue", create)
+    [report] = run(ctx, date(2027, 1, 11))
+    assert report.letters == {1: 6} and report.calls == 2
+    assert len(tickets(ctx, "Relance impayés")) == 2
+
+
+def test_a_crash_after_the_hand_over_is_completed_by_the_next_run(ctx, monkeypatch):
+    load(ctx, date(2027, 3, 9), line("A", "05/01/2027"), line("A", "05/02/2027"), line("A", "05/03/2027"))
+    run(ctx, date(2027, 3, 10))
+    record = service.record_letter
+    monkeypatch.setattr(service, "record_letter", lambda *a: (_ for _ in ()).throw(RuntimeError("arrêt brutal")))
+    with pytest.raises(RuntimeError):
+        run(ctx, date(2027, 3, 17))  # the Contentieux ticket is there, the letter not yet recorded
+    monkeypatch.setattr(service, "record_letter", record)
+    [_, report] = run(ctx, date(2027, 3, 17))
+    assert report.letters == {3: 1} and report.handed_over == 1
+    assert len(tickets(ctx, "Contentieux")) == 1 and letters(ctx, "A") == [3]
