@@ -19,6 +19,7 @@ from app.deadlines import service as deadlines_service
 from app.inbox import service as inbox
 from app.inbox.flows import poll_once
 from app.inbox.models import EventState
+from app.legal import flows as legal_flows
 from app.prevention import flows as prevention_flows
 from app.prevention import service as prevention_service
 from app.prevention.ledger import LedgerFileError
@@ -31,11 +32,14 @@ cli = typer.Typer(help="Recouvrement : procédure de recouvrement des impayés, 
                   no_args_is_help=True, pretty_exceptions_enable=False)
 redmine_cli = typer.Typer(help="Le Redmine : schéma attendu et vérification.", no_args_is_help=True)
 events_cli = typer.Typer(help="Les événements reçus (liste par défaut).")
+legal_cli = typer.Typer(help="Veille juridique (L-0 … L-16) : dates, alertes et blocages d'un dossier.",
+                        no_args_is_help=True)
 prevention_cli = typer.Typer(help="Prévention des impayés (P-1 … P-13) : grand livre, relances mensuelles.",
                              no_args_is_help=True)
 cli.add_typer(redmine_cli, name="redmine")
 cli.add_typer(events_cli, name="events")
 cli.add_typer(prevention_cli, name="prevention")
+cli.add_typer(legal_cli, name="legal")
 
 NowOption = Annotated[
     Optional[str],
@@ -235,6 +239,19 @@ def prevention_status(tenant: Annotated[Optional[str], typer.Argument(help="Réf
         if case.plan_accepted_on:
             broken = f", rompu le {case.plan_broken_on:%d/%m/%Y}" if case.plan_broken_on else ""
             typer.echo(f"    plan d'apurement du {case.plan_accepted_on:%d/%m/%Y}, {case.plan_months} mensualités{broken}")
+
+
+@legal_cli.command("explain")
+def legal_explain(ticket: Annotated[int, typer.Argument(help="Ticket Contentieux")], now: NowOption = None) -> None:
+    """Le contrôle légal d'un dossier, comme sur le ticket."""
+    ctx = _context(now)
+    try:
+        issue = ctx.redmine.get_issue(ticket)
+        if issue.tracker != ctx.settings.trackers.litigation:
+            _fail(f"ticket #{ticket} : tracker « {issue.tracker} », un ticket « {ctx.settings.trackers.litigation} » est attendu")
+        typer.echo(legal_flows.legal_text(legal_flows.report_of(ctx, issue), plain=True))
+    except RedmineError as exc:
+        _fail(str(exc))
 
 
 @events_cli.callback(invoke_without_command=True)

@@ -120,6 +120,20 @@ class FieldNames(BaseModel):
     plan_proposal: str = "Échéancier proposé"  # P-5
     plan_accepted_date: str = "Plan accepté le"  # P-5
     plan_months: str = "Mensualités du plan"  # P-5
+    # Issue 7: the legal watch (L-0 … L-16), on the litigation ticket unless said.
+    legal_check: str = "Contrôle légal"  # kept up to date by the service
+    legal_override: str = "Dérogation légale"  # lifts a gate (also on Expulsion)
+    calendar_zone: str = "Zone calendrier"  # L-7: the property's zone
+    lease_date: str = "Date du bail"  # L-1
+    clause_delay: str = "Délai de la clause"  # L-1, L-2: "2 mois", "6 semaines"…
+    guarantor_served_date: str = "Caution signifiée le"  # L-5
+    hearing_date: str = "Date d'audience"  # L-3
+    prefect_notice_date: str = "Préfet notifié le"  # L-3
+    legal_person_landlord: str = "Bailleur personne morale"  # L-4
+    ccapex_date: str = "CCAPEX saisie le"  # L-4
+    monthly_rent: str = "Loyer charges comprises"  # L-8
+    default_judgment: str = "Jugement par défaut"  # L-12, on Assignation
+    eviction_planned_date: str = "Expulsion prévue le"  # L-15, on Expulsion
 
 
 class StatusNames(BaseModel):
@@ -144,6 +158,11 @@ class ListValues(BaseModel):
     kind_new_entrant: str = "Nouvel entrant"  # P-2
     kind_accidental: str = "Accidentel"
     kind_recidivist: str = "Récidiviste"
+    zones: dict[str, Zone] = {  # L-7: `Zone calendrier` values
+        "Métropole": Zone.metropole, "Moselle (57)": Zone.moselle, "Bas-Rhin, Haut-Rhin (67, 68)": Zone.alsace,
+        "Guadeloupe (971)": Zone.guadeloupe, "Martinique (972)": Zone.martinique, "Guyane (973)": Zone.guyane,
+        "La Réunion (974)": Zone.reunion, "Mayotte (976)": Zone.mayotte,
+    }
 
 
 class Routing(BaseModel):

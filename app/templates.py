@@ -62,6 +62,7 @@ def _environment() -> Environment:
     )
     env.filters["eur"] = lambda amount: _Safe(format_eur(amount))
     env.filters["fr_date"] = lambda day: _Safe(day.strftime("%d/%m/%Y"))
+    env.filters["user"] = lambda user_id: _Safe(f"user#{int(user_id)}")  # Redmine links it to the person
     return env
 
 

@@ -7,7 +7,7 @@ there when a file attached to the litigation ticket or to its register ticket ca
 word in its name (``bail``, ``caution``, ``mandat``, ``etat-civil``; accents and case
 ignored). Each missing piece is a task for the gestionnaire. When the file is complete and
 ``Dossier transmis le`` is recorded, the funds-request ticket (or the litigation ticket)
-gets "dossier complet transmis à l'huissier" (C-8). A served act attached (``commandement``
+gets "dossier complet transmis au commissaire de justice" (C-8). A served act attached (``commandement``
 or ``sommation`` in its name) gives the gestionnaire a task: send it to the owner, file it
 in the GED (C-10).
 """
@@ -103,5 +103,5 @@ def reconcile_bailiff_file(ctx: Context, litigation: Issue) -> list[str]:
         target = ctx.redmine.get_issue(funds.id) if funds else litigation  # with its journals
         if note_once(ctx, target, f"C-8/transmis/{litigation.id}",
                      render("file_sent", sent_on=sent_on, litigation_id=litigation.id)):
-            done.append(f"dossier complet transmis à l'huissier (#{target.id})")
+            done.append(f"dossier complet transmis au commissaire de justice (#{target.id})")
     return done

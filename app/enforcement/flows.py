@@ -18,6 +18,8 @@ from app.calendar import add_months, paris_date
 from app.context import Context
 from app.deadlines import flows as deadlines
 from app.effects import digest, ensure_ticket, note_once
+from app.legal.flows import gate_allows
+from app.legal.rules import Facts, check, in_winter_truce, truce_end
 from app.litigation.case import Party, read_litigation_file
 from app.litigation.deadlines import RULES
 from app.litigation.flows import gestionnaire_of, register_of
@@ -27,16 +29,6 @@ from integrations.redmine.interface import Issue, NewIssue
 
 EVICTION_NOTICE_MONTHS = 2  # L-15: the occupant has 2 months after the commandement de quitter
 PREFECT_ANSWER_MONTHS = 2  # L-15: the préfet has 2 months to answer
-
-
-def in_winter_truce(day: date) -> bool:
-    """L-15: no physical eviction from 1 November to 31 March (proceedings go on)."""
-    return day.month >= 11 or day.month <= 3
-
-
-def truce_end(day: date) -> date:
-    """The first day after the truce that contains ``day``."""
-    return date(day.year + (1 if day.month >= 11 else 0), 4, 1)
 
 
 def reconcile_judgment(ctx: Context, title: Issue) -> list[str]:
@@ -120,6 +112,20 @@ def reconcile_eviction(ctx: Context, eviction: Issue) -> list[str]:
                       truce_end=truce_end(answer_by if in_winter_truce(answer_by) else today))
         if note_once(ctx, eviction, f"C-27/force-publique/{eviction.id}", text):
             done.append("force publique à requérir")
+    planned_on = eviction.date_field(f.eviction_planned_date)
+    if planned_on:  # L-15: no physical eviction in the winter truce, unless overridden
+        gate = check(Facts(today=paris_date(ctx.clock.now()), eviction_planned=planned_on)).gate("expulsion")
+        if gate_allows(ctx, eviction, gate):
+            mandate = eviction.field(f.mandate_number)
+            task, created = ensure_ticket(ctx, f"C-27/expulsion-physique/{eviction.id}/{planned_on}", NewIssue(
+                tracker=s.trackers.task, subject=f"Expulsion physique le {planned_on:%d/%m/%Y} — expulsion #{eviction.id}",
+                description=render("eviction_planned_task", planned_on=planned_on, eviction_id=eviction.id),
+                parent_id=eviction.id, assigned_to_id=ctx.principal(s.routing.litigation_group),
+                custom_fields={f.mandate_number: mandate} if mandate else {}))
+            if created:
+                done.append(f"expulsion physique le {planned_on:%d/%m/%Y} : tâche #{task.id}")
+        else:
+            done.append("expulsion physique bloquée par la trêve hivernale (L-15)")
     left_on = eviction.date_field(f.tenant_left_date)
     if left_on:
         mandate = eviction.field(f.mandate_number)

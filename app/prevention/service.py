@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict, fields
 from datetime import date, datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -168,3 +169,25 @@ def cases_of(db: Database, tenant_ref: str | None = None) -> list[tuple[Preventi
         for letter in session.scalars(select(Letter).order_by(Letter.created_at)):
             letters[letter.case_id].append(letter)
         return [(c, letters[c.id]) for c in cases]
+
+
+# --- for the legal watch ---------------------------------------------------------------------
+def latest_terms(db: Database, tenant_ref: str) -> list[tuple[date, Decimal]]:
+    """The tenant's unpaid terms in the latest ledger that lists him, oldest first."""
+    with db.session() as session:
+        import_id = session.scalar(select(LedgerLine.import_id).where(LedgerLine.tenant_ref == tenant_ref)
+                                   .order_by(LedgerLine.import_id.desc()).limit(1))
+        if import_id is None:
+            return []
+        return [(line.due_date, line.amount) for line in session.scalars(
+            select(LedgerLine).where(LedgerLine.import_id == import_id, LedgerLine.tenant_ref == tenant_ref)
+            .order_by(LedgerLine.due_date))]
+
+
+def last_plan_on(db: Database, tenant_ref: str) -> date | None:
+    """The last repayment plan the tenant signed (P-5), if any."""
+    with db.session() as session:
+        return session.scalar(select(PreventionCase.plan_accepted_on)
+                              .where(PreventionCase.tenant_ref == tenant_ref,
+                                     PreventionCase.plan_accepted_on.is_not(None))
+                              .order_by(PreventionCase.plan_accepted_on.desc()).limit(1))

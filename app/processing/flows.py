@@ -19,12 +19,13 @@ from app.enforcement.flows import reconcile_eviction, reconcile_eviction_order, 
 from app.invoices.flows import reconcile_invoice
 from app.litigation.deadlines import RULES as LITIGATION_DEADLINES
 from app.litigation.deadlines import record_dates
+from app.legal.flows import reconcile_legal
 from app.litigation.flows import reconcile_litigation, reconcile_register
 from app.prevention.flows import reconcile_reminder_ticket
 from app.titles.flows import reconcile_contested_injunction, reconcile_title
 from app.writeoffs.flows import RULES as WRITEOFF_DEADLINES
 from app.writeoffs.flows import reconcile_writeoff
-from integrations.redmine.interface import RedmineNotFound, RedmineUnavailable
+from integrations.redmine.interface import Issue, RedmineNotFound, RedmineUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,25 @@ def process_issue(ctx: Context, issue_id: int) -> str:
         if issue.tracker in (t.litigation, t.assignation):
             done += record_dates(ctx, issue)
         done += deadlines.sync(ctx, rules, issue)  # a closed ticket's are cancelled
+    if not issue.closed:
+        litigation = _litigation_of(ctx, issue)
+        if litigation is not None:  # L-0 … L-16: its sub-tickets' dates count too
+            done += reconcile_legal(ctx, litigation)
     return "; ".join(d for d in done if d) or f"tracker « {issue.tracker} » : rien à faire"
+
+
+def _litigation_of(ctx: Context, issue: Issue) -> Issue | None:
+    """The litigation ticket itself, or the one above a title, execution, eviction or fee
+    cancellation ticket (two levels at most)."""
+    t = ctx.settings.trackers
+    for _ in range(3):
+        if issue.tracker == t.litigation:
+            return ctx.redmine.get_issue(issue.id)
+        if issue.parent_id is None or issue.tracker not in (t.assignation, t.injunction, t.execution, t.eviction,
+                                                            t.fee_cancellation):
+            return None
+        issue = ctx.redmine.get_issue(issue.parent_id)
+    return None
 
 
 def backoff(ctx: Context, attempts: int) -> timedelta:

@@ -16,6 +16,7 @@ from decimal import Decimal
 from app.config import Procedure
 from app.context import Context
 from app.effects import digest, ensure_ticket, note_once
+from app.legal.flows import gate_allows, report_of
 from app.litigation.case import LitigationFile, read_litigation_file
 from app.litigation.flows import gestionnaire_of, register_of
 from app.templates import render
@@ -62,6 +63,8 @@ def reconcile_title(ctx: Context, issue: Issue) -> list[str]:
     if not file.complete or _title_children(ctx, issue):
         return []  # incomplete (said by the opening) or a route already taken
     route = choose_route(file, issue.field(f.rent_only_debt) == "1", s.procedure)
+    if not route.injunction and not gate_allows(ctx, issue, report_of(ctx, issue).gate("assignation")):
+        return ["assignation bloquée par le contrôle légal (L-3)"]
     title = _open_title(ctx, issue, file, route, key=f"C-11/titre/{issue.id}")
     text = render("title_route", route=route, title_id=title.id, ceiling=s.procedure.injunction_ceiling_eur,
                   fees=s.procedure.service_fees_note)
@@ -78,6 +81,8 @@ def reconcile_contested_injunction(ctx: Context, injunction: Issue) -> list[str]
     file = read_litigation_file(litigation, s)
     route = Route(injunction=False, reasons=["l'injonction de payer a été contestée (C-23)"],
                   clause_resolutoire=bool(file.tenant_in_premises), cost=s.procedure.assignation_cost_eur)
+    if not gate_allows(ctx, litigation, report_of(ctx, litigation).gate("assignation")):
+        return ["assignation bloquée par le contrôle légal (L-3)"]
     title = _open_title(ctx, litigation, file, route, key=f"C-23/assignation/{injunction.id}")
     note_once(ctx, injunction, f"C-23/contestation/{injunction.id}",
               render("injunction_contested", assignation_id=title.id))

@@ -214,8 +214,10 @@ class RedmineClient:
         return created
 
     def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None, custom_fields=None,
-                     start_date=None, due_date=None) -> None:
+                     start_date=None, due_date=None, status=None) -> None:
         data: dict[str, Any] = {}
+        if status is not None:
+            data["status_id"] = self._id("statuses", status)
         dates = {k: v for k, v in (("start_date", start_date), ("due_date", due_date)) if v is not None}
         data.update({k: v.isoformat() for k, v in dates.items()})
         if notes is not None:
@@ -229,9 +231,13 @@ class RedmineClient:
         if not data:
             return
         self._request("put", f"/issues/{issue_id}.json", f"mise à jour du ticket #{issue_id}", data={"issue": data})
-        if parent_id is not None or assigned_to_id is not None or custom_fields or dates:
-            self._verify(self.get_issue(issue_id), parent_id=parent_id, assigned_to_id=assigned_to_id,
-                         custom_fields=custom_fields, dates=dates)
+        if parent_id is not None or assigned_to_id is not None or custom_fields or dates or status:
+            issue = self.get_issue(issue_id)
+            self._verify(issue, parent_id=parent_id, assigned_to_id=assigned_to_id, custom_fields=custom_fields,
+                         dates=dates)
+            if status is not None and issue.status != status:
+                raise RedmineWriteIgnored(f"ticket #{issue_id} : statut « {status} » demandé, « {issue.status} » relu "
+                                          "(workflow ?)")
 
     def attach_file(self, issue_id: int, filename: str, content: bytes, content_type: str, notes: str) -> None:
         with _translated_errors(f"envoi du fichier {filename}"):

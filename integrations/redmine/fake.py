@@ -27,6 +27,7 @@ class FakeRedmine:
     def __init__(self, principals: dict[str, int] | None = None, service_user_id: int = 99,
                  settings: Settings | None = None):
         self.issues: dict[int, Issue] = {}
+        self.closed_status = (settings or Settings()).statuses.closed
         # As in Redmine, an issue lists every custom field of its tracker (empty when unset).
         self.tracker_fields: dict[str, list[str]] = {}
         for spec in build_spec(settings or Settings()).custom_fields:
@@ -77,7 +78,8 @@ class FakeRedmine:
         self.issues[parent_id] = replace(parent, children=[*parent.children, child])
 
     def close(self, issue_id: int) -> None:
-        self.issues[issue_id] = replace(self.issues[issue_id], closed=True, status="Fermé", updated_on=self._stamp())
+        self.issues[issue_id] = replace(self.issues[issue_id], closed=True, status=self.closed_status,
+                                        updated_on=self._stamp())
 
     def notes(self, issue_id: int) -> list[str]:
         return [j.notes for j in self.issues[issue_id].journals if j.notes]
@@ -125,7 +127,7 @@ class FakeRedmine:
                                         updated_on=stamp, journals=[*issue.journals, journal])
 
     def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None, custom_fields=None,
-                     start_date=None, due_date=None) -> None:
+                     start_date=None, due_date=None, status=None) -> None:
         self._up()
         self.writes += 1
         issue = self.issues[issue_id]
@@ -135,6 +137,8 @@ class FakeRedmine:
             self._add_child(parent_id, issue_id)
         if assigned_to_id is not None:
             attributes["assigned_to_id"] = assigned_to_id
+        if status is not None:
+            attributes.update(status=status, closed=status == self.closed_status)
         self._journal(issue_id, self.service_user_id, notes or "", attributes, custom_fields or {})
 
     def attach_file(self, issue_id, filename, content, content_type, notes) -> None:

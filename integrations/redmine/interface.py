@@ -168,6 +168,7 @@ class Redmine(Protocol):
         custom_fields: dict[str, str] | None = None,
         start_date: date | None = None,
         due_date: date | None = None,
+        status: str | None = None,
     ) -> None:
         """Apply the given changes in one journal (a custom field set to "" is cleared), then
         read back and raise RedmineWriteIgnored on a mismatch."""

@@ -179,7 +179,7 @@ def test_bailiff_file_missing_lease_then_complete(admin, service, clerk, gestion
     set_fields(admin, lit["id"], **{"Dossier transmis le": "2027-04-12"})
     sync(service)
     assert any("Dossier complet" in n for n in admin.notes(lit["id"]))
-    assert any("Dossier complet transmis à l'huissier" in n for n in admin.notes(lit["id"]))  # C-8
+    assert any("Dossier complet transmis au commissaire de justice" in n for n in admin.notes(lit["id"]))  # C-8
     assert admin.issue(lit["id"])["parent"]["id"] == reg["id"]  # C-9
     assert_replay_creates_nothing(admin, service)
 
@@ -198,7 +198,7 @@ def test_bailiff_file_waits_for_the_funds_request_then_c8_on_it_and_c10_served_a
     set_fields(admin, lit["id"], **{"Dossier transmis le": "2027-04-12"})
     sync(service)
     assert any("Dossier complet :" in n for n in admin.notes(lit["id"]))
-    assert any("Dossier complet transmis à l'huissier" in n for n in admin.notes(funds["id"]))  # C-8
+    assert any("Dossier complet transmis au commissaire de justice" in n for n in admin.notes(funds["id"]))  # C-8
 
     admin.attach(lit["id"], "Commandement de payer signifié.pdf", b"%PDF-1.4")
     sync(service)

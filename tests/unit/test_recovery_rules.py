@@ -8,7 +8,7 @@ import pytest
 
 from app.bailiff.flows import GUARANTEE, LEASE, MANDATE, has_word, missing_pieces, required_pieces
 from app.config import Procedure, Settings
-from app.enforcement.flows import in_winter_truce, truce_end
+from app.legal.rules import in_winter_truce, truce_end
 from app.invoices.flows import route_invoice
 from app.litigation.case import read_litigation_file
 from app.titles.flows import choose_route
