@@ -48,6 +48,9 @@ def reconcile_cancellation(ctx: Context, issue: Issue) -> list[str]:
     if litigation is not None and issue.parent_id != litigation.id:  # C-33
         ctx.redmine.update_issue(issue.id, parent_id=litigation.id)
         done.append(f"rattachée au contentieux #{litigation.id}")
+    if litigation is None or litigation.field(f.lease_type) != s.values.lease_commercial:  # L-10
+        note_once(ctx, issue, "L-10/frais-de-relance", render("cancellation_reminder_fees_law",
+                                                               residential=litigation is not None))
     refs = {name: value for name, value in ((f.tenant_ref, request.tenant_ref), (f.owner_ref, request.owner_ref))
             if value and not issue.field(name)}
     if refs:  # references read from the title or the litigation file: searchable from now on

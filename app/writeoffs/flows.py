@@ -18,6 +18,7 @@ from app.context import Context
 from app.deadlines.models import Deadline
 from app.deadlines.service import Wanted
 from app.effects import ensure_ticket, note_once
+from app.legal.flows import facts_of
 from app.litigation.flows import gestionnaire_of, register_of
 from app.templates import render
 from app.writeoffs.eligibility import WriteoffAssessment, assess
@@ -67,22 +68,11 @@ def explain(ctx: Context, issue_id: int) -> tuple[WriteoffAssessment, Issue | No
 
 
 def interruptions(ctx: Context, litigation: Issue, today: date) -> list[str]:
-    """L-16: court claims (Assignation, Injonction de payer) and enforcement acts
-    (Exécution) of the last 3 years interrupt the legal prescription: a warning each."""
-    t = ctx.settings.trackers
+    """L-16: court claims, signed plans and enforcement acts of the last 3 years interrupt
+    the legal prescription: a warning each (the legal watch lists them)."""
     since = add_months(today, -ctx.settings.deadlines.writeoff_after_months)
-    kinds = {t.assignation: "action en justice", t.injunction: "action en justice", t.execution: "acte d'exécution"}
-    found: list[str] = []
-    pending = [c for c in litigation.children if c.tracker in kinds]
-    while pending:
-        child = ctx.redmine.get_issue(pending.pop(0).id)
-        pending += [c for c in child.children if c.tracker == t.execution]
-        judged_on = child.date_field(ctx.settings.fields.judgment_date)
-        on = max(paris_date(child.created_on), judged_on or date.min)
-        if on > since:
-            found.append(f"{child.tracker} #{child.id} ({kinds[child.tracker]}) du {on:%d/%m/%Y} : interrompt "
-                         "la prescription légale (L-16), vérifier avant d'annuler")
-    return found
+    return [f"{label} du {on:%d/%m/%Y} : interrompt la prescription légale (L-16), vérifier avant d'annuler"
+            for on, label in facts_of(ctx, litigation).interruptions if on > since]
 
 
 def open_writeoff(ctx: Context, litigation: Issue) -> tuple[Issue, bool]:

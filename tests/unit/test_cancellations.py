@@ -104,9 +104,9 @@ def test_wrong_title_gets_the_corrected_one_without_delaying_the_answer(ctx):
     add_litigation(ctx.redmine, **{"Réf. propriétaire": "PROP-7"})
     req = request(ctx, "annulation frais Dupont", **{"Réf. propriétaire": "PROP-1"})
     _, issue = run(ctx, req.id)
-    notes = ctx.redmine.notes(req.id)
+    [check] = [n for n in ctx.redmine.notes(req.id) if "Demande d'annulation de frais à compléter" in n]
     # The owner of the tenant's litigation file is the real one.
-    assert "« DEMANDE D'ANNULATION FRAIS dossier LOC-1/PROP-7 »" in notes[0]
+    assert "« DEMANDE D'ANNULATION FRAIS dossier LOC-1/PROP-7 »" in check
     assert issue.assigned_to_id == LITIGATION_GROUP and issue.due_date == date(2026, 12, 9)
     ctx.redmine.edit(req.id, subject="DEMANDE D\u2019ANNULATION FRAIS  dossier LOC-1/PROP-7")
     assert run(ctx, req.id)[1].journals[-1].notes == ""  # corrected (typographic apostrophe accepted): no new note
@@ -261,3 +261,15 @@ def test_a_decision_by_the_requester_is_not_taken(ctx):
     assert pending(ctx, req.id) == [("C-35/decision", datetime(2026, 12, 9, 23, 0, tzinfo=UTC))]  # still running
     ctx.redmine.edit(req.id, user_id=CLERK, **{"Décision": "Accordée"})
     assert run(ctx, req.id)[1].assigned_to_id == GESTIONNAIRE
+
+
+def test_reminder_fees_on_a_residential_lease_carry_the_l10_warning_once(ctx):
+    add_litigation(ctx.redmine, **{"Type de bail": "Habitation"})
+    req = request(ctx)
+    run(ctx, req.id)
+    run(ctx, req.id)
+    assert sum("L-10" in n and "le bail est d'habitation" in n for n in ctx.redmine.notes(req.id)) == 1
+    commercial = request(ctx, TITLE.replace("LOC-1", "LOC-C"), **{"Réf. locataire": "LOC-C"})
+    add_litigation(ctx.redmine, mandate="M-C", **{"Réf. locataire": "LOC-C", "Type de bail": "Commercial"})
+    run(ctx, commercial.id)
+    assert not any("L-10" in n for n in ctx.redmine.notes(commercial.id))
