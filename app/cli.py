@@ -254,6 +254,19 @@ def legal_explain(ticket: Annotated[int, typer.Argument(help="Ticket Contentieux
         _fail(str(exc))
 
 
+@legal_cli.command("refresh")
+def legal_refresh(now: NowOption = None) -> None:
+    """Recalculer le contrôle légal de chaque dossier ouvert (fait chaque jour par `serve`)."""
+    ctx = _context(now)
+    try:
+        changed = legal_flows.refresh_all(ctx)
+    except RedmineError as exc:
+        _fail(str(exc))
+    for line in changed:
+        typer.echo(line)
+    typer.echo(f"{len(changed)} changement(s)")
+
+
 @events_cli.callback(invoke_without_command=True)
 def events_list(
     typer_ctx: typer.Context,

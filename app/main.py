@@ -20,6 +20,7 @@ from app.deadlines.scheduled import tick_job
 from app.health.views import router as health_router
 from app.inbox.scheduled import poll_job
 from app.inbox.views import router as inbox_router
+from app.legal.scheduled import legal_job
 from app.prevention.scheduled import prevention_job
 from app.processing.scheduled import work_job
 from app.writeoffs.scheduled import scan_job
@@ -44,6 +45,9 @@ def make_scheduler(ctx: Context) -> BackgroundScheduler:
                       next_run_time=datetime.now(UTC), **common)
     # P-4, P-6, P-12: the monthly prevention runs, checked daily (each is done once).
     scheduler.add_job(prevention_job, "cron", hour=office.hour, minute=office.minute, args=[ctx], id="prevention",
+                      next_run_time=datetime.now(UTC), **common)
+    # L-0 … L-16: the legal check of every open litigation file, as dates pass.
+    scheduler.add_job(legal_job, "cron", hour=office.hour, minute=office.minute, args=[ctx], id="legal",
                       next_run_time=datetime.now(UTC), **common)
     return scheduler
 

@@ -141,7 +141,7 @@ def reconcile_legal(ctx: Context, litigation: Issue) -> list[str]:
     report = report_of(ctx, litigation)
     done = []
     text = legal_text(report)
-    if litigation.field(f.legal_check) != text.strip():
+    if litigation.field(f.legal_check).replace("\r\n", "\n") != text.strip():  # Redmine may store CRLF
         ctx.redmine.update_issue(litigation.id, custom_fields={f.legal_check: text})
         done.append(f"contrôle légal : {len(report.warnings)} alerte(s), {len(report.gates)} blocage(s)")
     done += _caf_task(ctx, litigation, report)
@@ -195,3 +195,12 @@ def gate_allows(ctx: Context, issue: Issue, gate: Gate | None) -> bool:
     note_once(ctx, issue, f"{gate.rule}/blocage/{gate.step}/{digest(gate.reason)}",
               render("legal_gate", gate=gate, override_field=f.legal_override, source=SOURCES[gate.rule]))
     return False
+
+
+def refresh_all(ctx: Context) -> list[str]:
+    """Every open litigation file's check again: a date passing turns a delay into a warning
+    (a caution not served by day 15, a prescription 6 months away) without any ticket change."""
+    done = []
+    for issue_id in ctx.redmine.open_issue_ids(ctx.settings.trackers.litigation):
+        done += [f"#{issue_id} : {d}" for d in reconcile_legal(ctx, ctx.redmine.get_issue(issue_id))]
+    return done

@@ -196,6 +196,11 @@ class RedmineClient:
         # Redmine ignores a cf_N filter on a field not used as a filter: check every result.
         return [i for i in issues if i.tracker == tracker and i.field(field_name) == value]
 
+    def open_issue_ids(self, tracker: str) -> list[int]:
+        params = {"project_id": self.project_id, "tracker_id": self._id("trackers", tracker), "status_id": "open",
+                  "sort": "id"}
+        return [raw["id"] for raw in self._all("/issues.json", "issues", f"lecture des tickets {tracker}", params)]
+
     def create_issue(self, new: NewIssue) -> Issue:
         data: dict[str, Any] = {
             "project_id": self.project_id,

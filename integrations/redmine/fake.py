@@ -99,6 +99,10 @@ class FakeRedmine:
         self._up()
         return [i for i in self.issues.values() if i.tracker == tracker and i.field(field_name) == value]
 
+    def open_issue_ids(self, tracker: str) -> list[int]:
+        self._up()
+        return sorted(i.id for i in self.issues.values() if i.tracker == tracker and not i.closed)
+
     def create_issue(self, new: NewIssue) -> Issue:
         self._up()
         self.writes += 1

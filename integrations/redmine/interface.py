@@ -155,6 +155,9 @@ class Redmine(Protocol):
         """Issues of the project, open or closed, of that tracker whose field equals value
         (checked on every result, never trusted to the server's filter). No journals."""
 
+    def open_issue_ids(self, tracker: str) -> list[int]:
+        """Ids of the project's open issues of that tracker."""
+
     def create_issue(self, new: NewIssue) -> Issue:
         """Create in the configured project, then verify parent and assignee were kept."""
 

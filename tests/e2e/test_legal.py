@@ -46,6 +46,9 @@ def test_legal_check_updates_in_place_and_the_l3_gate_holds_until_overridden(adm
     assert [c["tracker"]["name"] for c in admin.children(lit["id"])].count("Assignation") == 1
     [override] = [n for n in admin.notes(lit["id"]) if "Dérogation au contrôle légal enregistrée" in n]
     assert f"user#{clerk.id}" in override
-    notes = admin.notes(lit["id"])
+    journals = admin.issue(lit["id"])["journals"]
     sync(service)
-    assert admin.notes(lit["id"]) == notes  # replayed: the override is recorded once
+    service.cli("events", "retry")
+    sync(service)
+    assert "0 changement(s)" in service.cli("legal", "refresh", "--now", NOW).stdout  # every open file, up to date
+    assert admin.issue(lit["id"])["journals"] == journals  # replayed: nothing rewritten, the override once

@@ -197,3 +197,17 @@ def test_the_l15_gate_holds_a_physical_eviction_in_the_truce(ctx):
     process_issue(ctx, eviction.id)
     [task] = ctx.redmine.children(eviction.id, "Tâche gestionnaire")
     assert task.subject.startswith("Expulsion physique le 03/04/2028")
+
+
+def test_the_daily_refresh_turns_a_passing_date_into_a_warning(ctx):
+    from app.legal.flows import refresh_all
+
+    add_register(ctx.redmine)
+    lit = add_litigation(ctx.redmine, **{"Date de signification": "2025-03-03"})  # a caution among the debtors
+    ctx.clock = Clock(datetime(2025, 3, 10, 9, 0, tzinfo=UTC))
+    refresh_all(ctx)
+    assert "caution non signifiée" not in ctx.redmine.get_issue(lit.id).field("Contrôle légal")
+    ctx.clock = Clock(datetime(2025, 3, 19, 9, 0, tzinfo=UTC))  # day 16, nothing changed on the ticket
+    assert refresh_all(ctx)
+    assert "caution non signifiée au 18/03/2025" in ctx.redmine.get_issue(lit.id).field("Contrôle légal")
+    assert refresh_all(ctx) == []
