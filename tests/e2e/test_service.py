@@ -37,7 +37,10 @@ def wait_for(condition, seconds: float, what: str):
 @pytest.fixture
 def served(service):
     port = free_port()
+    # Webhooks only: the poll at start may run after the test's tickets exist (the other
+    # start-up jobs compete with it), so it is pointed past them.
     env = service.env | {"RECOUVREMENT_WORKER__POLL_INTERVAL_SECONDS": "3600",
+                         "RECOUVREMENT_SYNC_SINCE": "2100-01-01T00:00:00+00:00",
                          "RECOUVREMENT_WEBHOOK_MAX_BYTES": "20000"}
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
