@@ -48,9 +48,12 @@ def verify_signature(body: bytes, header: str | None, secret: str) -> None:
         raise IntakeError(401, "signature invalide")
 
 
+MAX_ID = 2**31 - 1  # Redmine's ids are 32-bit integers, and so are the store's columns
+
+
 def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise IntakeError(400, f"{what} : entier positif attendu")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise IntakeError(400, f"{what} : entier positif attendu (identifiant Redmine, {MAX_ID} au plus)")
     return value
 
 
