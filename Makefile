@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit e2e redmine redmine-stop venv clean
+.PHONY: demo test unit unit-postgres e2e redmine redmine-stop venv clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3; }
@@ -30,6 +30,11 @@ test: redmine
 
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# The unit tests again on PostgreSQL (a database per test on TEST_POSTGRES_URL's server).
+TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+unit-postgres: venv
+	TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 e2e: redmine
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from tests.unit.helpers import make_context
+from tests.unit.helpers import CREATED_DATABASES, make_context
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +15,19 @@ def _no_deployment_settings(monkeypatch):
 @pytest.fixture
 def ctx(tmp_path):
     return make_context(tmp_path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_postgres_databases():
+    """With TEST_POSTGRES_URL, the databases the run created are dropped at its end."""
+    yield
+    admin_url = os.environ.get("TEST_POSTGRES_URL")
+    if not admin_url or not CREATED_DATABASES:
+        return
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        for name in CREATED_DATABASES:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from datetime import UTC, datetime
+
+from sqlalchemy import create_engine, text
 
 from app.clock import Clock
 from app.config import Settings
@@ -24,8 +28,26 @@ CLERK = 3
 THREE_PARTIES = "Jean Dupont ; locataire\nMarie Durand ; colocataire\nPaul Martin ; caution"
 
 
+def database_url(tmp_path) -> str:
+    """A SQLite file; or, with TEST_POSTGRES_URL (``make unit-postgres``), a fresh database
+    on that PostgreSQL server (dropped at the end of the run)."""
+    admin_url = os.environ.get("TEST_POSTGRES_URL")
+    if not admin_url:
+        return f"sqlite:///{tmp_path}/unit.db"
+    name = f"recouvrement_unit_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    CREATED_DATABASES.append(name)
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+CREATED_DATABASES: list[str] = []
+
+
 def make_context(tmp_path, settings: Settings | None = None, now: datetime = NOW) -> Context:
-    db = Database(f"sqlite:///{tmp_path}/unit.db")
+    db = Database(database_url(tmp_path))
     db.migrate()
     redmine = FakeRedmine(principals={"Contentieux": LITIGATION_GROUP, "DG": DG_GROUP,
                                       "Responsable contentieux": LITIGATION_MANAGER, "Back office": BACK_OFFICE})
