@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,13 +28,6 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "ticket_templates"
 def zone_of(ctx: Context, litigation: Issue) -> Zone:
     """L-7: the property's calendar zone (metropole when not given)."""
     return ctx.settings.values.zones.get(litigation.field(ctx.settings.fields.calendar_zone), Zone.metropole)
-
-
-def _decimal(text: str) -> Decimal | None:
-    try:
-        return Decimal(text) if text else None
-    except InvalidOperation:
-        return None
 
 
 @lru_cache(maxsize=1)
@@ -61,8 +54,8 @@ def facts_of(ctx: Context, litigation: Issue) -> Facts:
     injunction = next((c for c in titles if c.tracker == t.injunction), None)
     default = next((c for c in titles if c.tracker == t.assignation and c.field(f.default_judgment) == "1"), None)
     eviction = next((c for c in executions if c.tracker == t.eviction), None)
-    debt = _decimal(litigation.field(f.debt_amount))
-    rent = _decimal(litigation.field(f.monthly_rent))
+    debt = litigation.decimal_field(f.debt_amount)
+    rent = litigation.decimal_field(f.monthly_rent)
     instalments, constituted, plan_on = _ledger_facts(ctx, litigation, rent)
 
     interruptions = [(paris_date(c.created_on), c.tracker) for c in titles]
@@ -156,7 +149,7 @@ def _caf_task(ctx: Context, litigation: Issue, report: LegalReport) -> list[str]
     key = f"L-8/signalement-caf/{litigation.id}"
     if report.caf_report_by is None:
         found = ctx.redmine.find_issues(s.trackers.task, f.operation_key, key)
-        debt = _decimal(litigation.field(f.debt_amount))
+        debt = litigation.decimal_field(f.debt_amount)
         for task in found:
             if not task.closed and debt is not None and debt <= 0:
                 note_once(ctx, ctx.redmine.get_issue(task.id), f"{key}/soldee",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from app.config import Procedure, Settings
 from integrations.redmine.interface import Issue
@@ -80,13 +80,6 @@ def _bool(value: str) -> bool | None:
     return {"1": True, "0": False}.get(value)
 
 
-def _amount(value: str) -> Decimal | None:
-    try:
-        return Decimal(value) if value else None
-    except InvalidOperation:
-        return None
-
-
 def read_litigation_file(issue: Issue, settings: Settings) -> LitigationFile:
     f, v = settings.fields, settings.values
     problems: list[str] = []
@@ -108,7 +101,7 @@ def read_litigation_file(issue: Issue, settings: Settings) -> LitigationFile:
     if account and account not in (v.owner_account_credit, v.owner_account_debit):
         problems.append(f"champ « {f.owner_account} » : valeur « {account} » inconnue")
     debt_text = issue.field(f.debt_amount)
-    debt = _amount(debt_text)
+    debt = issue.decimal_field(f.debt_amount)
     if debt_text and debt is None:
         problems.append(f"champ « {f.debt_amount} » : montant illisible « {debt_text} »")
     return LitigationFile(

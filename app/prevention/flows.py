@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -336,7 +336,8 @@ def reconcile_reminder_ticket(ctx: Context, issue: Issue) -> list[str]:
     if accepted_on is None:
         return []
     case = service.open_cases(ctx.db).get(issue.field(f.tenant_ref))
-    balance = _decimal(issue.field(f.balance))
+    balance = issue.decimal_field(f.balance)
+    balance = balance.quantize(Decimal("0.01")) if balance is not None else None
     months_text = issue.field(f.plan_months)
     months = int(months_text) if months_text.isdigit() else s.prevention.plan_max_months
     reason = None
@@ -358,10 +359,3 @@ def reconcile_reminder_ticket(ctx: Context, issue: Issue) -> list[str]:
                                          balance=balance)):
         return [f"plan d'apurement du {accepted_on:%d/%m/%Y} enregistré ({months} mensualités)"]
     return []
-
-
-def _decimal(text: str) -> Decimal | None:
-    try:
-        return Decimal(text).quantize(Decimal("0.01")) if text else None
-    except InvalidOperation:
-        return None

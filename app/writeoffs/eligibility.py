@@ -9,9 +9,9 @@ from datetime import date
 
 from app.calendar import add_months
 from app.config import Settings
+from app.legal.rules import PRESCRIPTION_YEARS
 from integrations.redmine.interface import Issue
 
-COMMERCIAL_PRESCRIPTION_YEARS = 5  # L-16: Code civil 2224
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,6 @@ def assess(issue: Issue, settings: Settings, today: date, interruptions: list[st
 
     warnings = list(interruptions)
     if issue.field(f.lease_type) == v.lease_commercial:
-        warnings.append(f"bail commercial : la prescription légale est de {COMMERCIAL_PRESCRIPTION_YEARS} ans "
+        warnings.append(f"bail commercial : la prescription légale est de {PRESCRIPTION_YEARS['commercial']} ans "
                         "(Code civil, art. 2224), la règle de 3 ans de l'entreprise s'applique néanmoins (L-16)")
     return WriteoffAssessment(issue.id, [owner, lot, tenant, age], prescribed, warnings)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
 
@@ -95,6 +96,13 @@ class Issue:
         try:
             return date.fromisoformat(self.field(name)) if self.field(name) else None
         except ValueError:
+            return None
+
+    def decimal_field(self, name: str) -> Decimal | None:
+        """A float custom field as a Decimal; None when empty or unreadable."""
+        try:
+            return Decimal(self.field(name)) if self.field(name) else None
+        except InvalidOperation:
             return None
 
     def has_field(self, name: str) -> bool:
