@@ -19,16 +19,13 @@ from app.context import Context
 from app.deadlines import flows as deadlines
 from app.effects import digest, ensure_ticket, note_once
 from app.legal.flows import gate_allows
-from app.legal.rules import Facts, check, in_winter_truce, truce_end
+from app.legal.rules import EVICTION_NOTICE_MONTHS, PREFECT_ANSWER_MONTHS, Facts, check, in_winter_truce, truce_end
 from app.litigation.case import Party, read_litigation_file
 from app.litigation.deadlines import RULES
 from app.litigation.flows import gestionnaire_of, register_of
 from app.templates import render
 from app.text import slug
 from integrations.redmine.interface import Issue, NewIssue
-
-EVICTION_NOTICE_MONTHS = 2  # L-15: the occupant has 2 months after the commandement de quitter
-PREFECT_ANSWER_MONTHS = 2  # L-15: the préfet has 2 months to answer
 
 
 def reconcile_judgment(ctx: Context, title: Issue) -> list[str]:

@@ -17,12 +17,14 @@ from decimal import Decimal
 from app.calendar import Zone, add_months, next_working_day
 
 LAW_OF_2023 = date(2023, 7, 29)  # L-1: loi 2023-668 in force
+NEW_LEASE_CLAUSE_DAYS = 42  # L-1: 6 weeks for a lease signed from that day
 PREFECT_NOTICE_DAYS = 42  # L-3: 6 weeks, backwards
 GUARANTOR_DAYS = 15  # L-5
 CCAPEX_MONTHS = 2  # L-4
 CAF_MONTHS = 2  # L-8
 SERVICE_LIMIT_MONTHS = 6  # L-11, L-12
-EVICTION_NOTICE_MONTHS = 2  # L-15
+EVICTION_NOTICE_MONTHS = 2  # L-15: the occupant has 2 months after the commandement de quitter
+PREFECT_ANSWER_MONTHS = 2  # L-15: the préfet has 2 months to answer
 PRESCRIPTION_YEARS = {"residential": 3, "commercial": 5}  # L-16
 PRESCRIPTION_WARNING_MONTHS = 6  # L-16
 
@@ -183,8 +185,8 @@ def _clause(f: Facts, r: LegalReport) -> None:
         r.warnings.append((rule, "date du bail non renseignée : 6 semaines si signé depuis le 29/07/2023, sinon "
                                  f"le délai de la clause ({delay} retenu)"))
     elif f.lease_date >= LAW_OF_2023:
-        rule, delay = "L-1", Delay(days=42)
-        if written and written != delay and _days(written, f.service_date) != 42:
+        rule, delay = "L-1", Delay(days=NEW_LEASE_CLAUSE_DAYS)
+        if written and _days(written, f.service_date) != NEW_LEASE_CLAUSE_DAYS:
             r.warnings.append((rule, f"bail du {f.lease_date:%d/%m/%Y} : le délai légal est de 6 semaines, "
                                      f"pas {written} (loi du 27/07/2023)"))
     else:
