@@ -1,11 +1,11 @@
 # Two commands on a fresh Debian machine (run as root, or with sudo available):
 #   make demo   the main job: local Redmine, the service, a sample litigation file
-#   make test   every test, end-to-end ones against the real local Redmine included
+#   make test   every test, end-to-end ones against the real local Redmine and PostgreSQL included
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit unit-postgres e2e redmine redmine-stop venv clean
+.PHONY: demo test unit unit-postgres e2e redmine redmine-stop postgres bench venv clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3; }
@@ -25,15 +25,22 @@ redmine-stop:
 demo: redmine
 	$(PY) scripts/demo.py
 
-test: redmine
-	$(PY) -m pytest $(PYTEST_ARGS)
+# Every test on SQLite, those of several replicas on PostgreSQL; then the unit tests again,
+# wholly on PostgreSQL.
+test: redmine postgres
+	TEST_REQUIRE_POSTGRES=1 $(PY) -m pytest $(PYTEST_ARGS)
+	TEST_REQUIRE_POSTGRES=1 TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-# The unit tests again on PostgreSQL (a database per test on TEST_POSTGRES_URL's server).
+# PostgreSQL on 127.0.0.1:5432 (installed and started if none answers).
+postgres:
+	scripts/postgres-local.sh
+
+# The unit tests on PostgreSQL (a database per test on TEST_POSTGRES_URL's server).
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
-unit-postgres: venv
+unit-postgres: venv postgres
 	TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 e2e: redmine

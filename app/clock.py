@@ -1,17 +1,27 @@
 """The one source of "now" for every time-based rule.
 
-Tests and the CLI (``--now``) fix it; ``RECOUVREMENT_NOW`` fixes it for a whole process.
-No rule of the procedure reads the time any other way.
+Tests and the CLI (``--now``) fix it; ``RECOUVREMENT_NOW`` sets where it starts for a whole
+process, from which it runs (so leases between processes still expire). No rule of the
+procedure reads the time any other way.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 
 class Clock:
     def __init__(self, fixed: datetime | None = None):
         self._fixed = to_utc(fixed) if fixed else None
+        self._start: tuple[datetime, float] | None = None
+
+    @classmethod
+    def starting_at(cls, moment: datetime) -> Clock:
+        """A clock that reads ``moment`` now and runs from there."""
+        clock = cls()
+        clock._start = (to_utc(moment), time.monotonic())
+        return clock
 
     @property
     def is_fixed(self) -> bool:
@@ -19,7 +29,12 @@ class Clock:
 
     def now(self) -> datetime:
         """Aware UTC instant."""
-        return self._fixed or datetime.now(UTC)
+        if self._fixed:
+            return self._fixed
+        if self._start:
+            origin, at = self._start
+            return origin + timedelta(seconds=time.monotonic() - at)
+        return datetime.now(UTC)
 
 
 def to_utc(moment: datetime) -> datetime:

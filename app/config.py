@@ -256,6 +256,10 @@ class Worker(BaseModel):
     lease_seconds: int = 300
     poll_interval_seconds: int = 60
     work_interval_seconds: int = 5
+    # One replica runs the scheduler (deadlines, polling, daily scans) under a lease it
+    # renews; another takes over at most lease + renew seconds after it dies.
+    leader_lease_seconds: int = 30
+    leader_renew_seconds: int = 10
 
 
 class Settings(BaseSettings):
@@ -266,7 +270,7 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     database_url: str = "sqlite:///recouvrement.db"
     project: str = "gestion"
-    now: datetime | None = Field(default=None, description="Fixed 'now' for a whole process")
+    now: datetime | None = Field(default=None, description="Where the process's clock starts")
     # Where the very first poll starts (no cursor yet); None reads the whole project.
     sync_since: datetime | None = None
     webhook_max_bytes: int = 1_048_576

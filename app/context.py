@@ -28,12 +28,12 @@ class Context:
 
 def build_context(settings: Settings, now: datetime | None = None) -> Context:
     """The production wiring: the real Redmine client, the configured database, and a
-    clock fixed by ``now`` (``--now``) or ``RECOUVREMENT_NOW``, running otherwise."""
+    clock fixed by ``now`` (``--now``), running from ``RECOUVREMENT_NOW``, or the real one."""
     from integrations.redmine.client import RedmineClient
 
     return Context(
         settings=settings,
-        clock=Clock(now or settings.now),
+        clock=Clock(now) if now else Clock.starting_at(settings.now) if settings.now else Clock(),
         db=Database(settings.database_url),
         redmine=RedmineClient(settings),
     )

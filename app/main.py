@@ -1,7 +1,9 @@
 """The HTTP application, and the periodic jobs that `recouvrement serve` runs beside it.
 
 APScheduler only drives periodic scans; the database is the source of truth (the inbox,
-the deadline store), so a missed or doubled run loses or repeats nothing.
+the deadline store), so a missed or doubled run loses or repeats nothing. Every replica
+works the inbox; the other jobs run on the replica holding the scheduler lease
+(``app/leadership``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from app.deadlines.scheduled import tick_job
 from app.health.views import router as health_router
 from app.inbox.scheduled import poll_job
 from app.inbox.views import router as inbox_router
+from app.leadership.flows import Leadership
 from app.legal.scheduled import legal_job
 from app.prevention.scheduled import prevention_job
 from app.processing.scheduled import work_job
@@ -28,32 +31,41 @@ from app.writeoffs.scheduled import scan_job
 log = logging.getLogger(__name__)
 
 
-def make_scheduler(ctx: Context) -> BackgroundScheduler:
+# The jobs of the replica holding the scheduler lease; each runs when it takes the lease.
+LEADER_JOBS = ("poll", "tick", "writeoffs", "prevention", "legal")
+
+
+def make_scheduler(ctx: Context, leadership: Leadership) -> BackgroundScheduler:
     w = ctx.settings.worker
     scheduler = BackgroundScheduler(timezone=PARIS)
     # In-memory jobs only; coalesce and no misfire limit: a late scan simply runs once.
     common = dict(max_instances=1, coalesce=True, misfire_grace_time=None)
+    leading = leadership.only_when_leading
     scheduler.add_job(work_job, "interval", seconds=w.work_interval_seconds, args=[ctx], id="work", **common)
-    scheduler.add_job(poll_job, "interval", seconds=w.poll_interval_seconds, args=[ctx], id="poll",
-                      next_run_time=datetime.now(UTC), **common)
-    # Deadlines due while the service was down fire at start (catch-up), late, once.
-    scheduler.add_job(tick_job, "interval", seconds=ctx.settings.deadlines.tick_interval_seconds, args=[ctx],
-                      id="tick", next_run_time=datetime.now(UTC), **common)
-    # C-31: the write-off scan, daily at the office hour and once at start (idempotent).
+    scheduler.add_job(leading(poll_job), "interval", seconds=w.poll_interval_seconds, args=[ctx], id="poll", **common)
+    # Deadlines due while no replica ran fire when one takes the lease (catch-up), late, once.
+    scheduler.add_job(leading(tick_job), "interval", seconds=ctx.settings.deadlines.tick_interval_seconds,
+                      args=[ctx], id="tick", **common)
     office = ctx.settings.deadlines.office_hour
-    scheduler.add_job(scan_job, "cron", hour=office.hour, minute=office.minute, args=[ctx], id="writeoffs",
-                      next_run_time=datetime.now(UTC), **common)
-    # P-4, P-6, P-12: the monthly prevention runs, checked daily (each is done once).
-    scheduler.add_job(prevention_job, "cron", hour=office.hour, minute=office.minute, args=[ctx], id="prevention",
-                      next_run_time=datetime.now(UTC), **common)
-    # L-0 … L-16: the legal check of every open litigation file, as dates pass.
-    scheduler.add_job(legal_job, "cron", hour=office.hour, minute=office.minute, args=[ctx], id="legal",
-                      next_run_time=datetime.now(UTC), **common)
+    # C-31: the write-off scan; P-4, P-6, P-12: the monthly prevention runs, checked daily (each
+    # done once); L-0 … L-16: the legal check of every open litigation file, as dates pass.
+    for job_id, job in (("writeoffs", scan_job), ("prevention", prevention_job), ("legal", legal_job)):
+        scheduler.add_job(leading(job), "cron", hour=office.hour, minute=office.minute, args=[ctx], id=job_id,
+                          **common)
+
+    def lead() -> None:
+        if leadership.renew():  # just became the leader: catch up at once
+            for job_id in LEADER_JOBS:
+                scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+
+    scheduler.add_job(lead, "interval", seconds=w.leader_renew_seconds, id="lead", next_run_time=datetime.now(UTC),
+                      **common)
     return scheduler
 
 
 def create_app(ctx: Context, run_jobs: bool = False) -> FastAPI:
-    scheduler = make_scheduler(ctx) if run_jobs else None
+    leadership = Leadership(ctx)
+    scheduler = make_scheduler(ctx, leadership) if run_jobs else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,9 +76,11 @@ def create_app(ctx: Context, run_jobs: bool = False) -> FastAPI:
         yield
         if scheduler:
             scheduler.shutdown(wait=True)
+            leadership.release()
 
     app = FastAPI(title="Recouvrement", version="0.1.0", lifespan=lifespan)
     app.state.ctx = ctx
+    app.state.leadership = leadership
 
     def wake_worker() -> None:
         if scheduler and scheduler.running:

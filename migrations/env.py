@@ -6,6 +6,7 @@ from sqlalchemy import create_engine
 
 import app.deadlines.models  # noqa: F401  (registers the tables)
 import app.inbox.models  # noqa: F401
+import app.leadership.models  # noqa: F401
 import app.prevention.models  # noqa: F401
 from app.database import Base
 

@@ -51,30 +51,30 @@ def apply_wanted(db: Database, issue_id: int, wanted: list[Wanted], now: datetim
 
 def claim_due(db: Database, now: datetime, lease_seconds: int) -> Deadline | None:
     """Take one due deadline: pending, or firing under an expired lease (a crashed firer).
-    The conditional UPDATE makes two schedulers never take the same row."""
+    FOR UPDATE SKIP LOCKED on PostgreSQL and the conditional UPDATE (SQLite: one writer)
+    make two schedulers never take the same row."""
+    claimable = or_(Deadline.state == DeadlineState.pending,
+                    (Deadline.state == DeadlineState.firing) & (Deadline.lease_until < now))
     with db.session() as session:
         for _ in range(5):
             candidate = session.scalar(
                 select(Deadline.id)
-                .where(Deadline.due_at <= now)
+                .where(Deadline.due_at <= now, claimable)
                 .where(or_(Deadline.retry_at.is_(None), Deadline.retry_at <= now))
-                .where(or_(Deadline.state == DeadlineState.pending,
-                           (Deadline.state == DeadlineState.firing) & (Deadline.lease_until < now)))
                 .order_by(Deadline.due_at, Deadline.id)
                 .limit(1)
+                .with_for_update(skip_locked=True)
             )
             if candidate is None:
                 return None
             claimed = session.execute(
                 update(Deadline)
-                .where(Deadline.id == candidate)
-                .where(or_(Deadline.state == DeadlineState.pending,
-                           (Deadline.state == DeadlineState.firing) & (Deadline.lease_until < now)))
+                .where(Deadline.id == candidate, claimable)
                 .values(state=DeadlineState.firing, lease_until=now + timedelta(seconds=lease_seconds),
                         attempts=Deadline.attempts + 1)
             )
+            session.commit()
             if claimed.rowcount == 1:
-                session.commit()
                 return session.get(Deadline, candidate)
         return None
 

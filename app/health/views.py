@@ -14,8 +14,10 @@ router = APIRouter()
 
 
 @router.get("/health")
-def health() -> dict:
-    return {"status": "ok"}
+def health(request: Request) -> dict:
+    """The process answers; ``scheduler`` tells whether this replica holds the scheduler lease."""
+    leading = request.app.state.leadership.holds()
+    return {"status": "ok", "scheduler": "leader" if leading else "follower"}
 
 
 def _readiness(ctx: Context) -> dict[str, str]:

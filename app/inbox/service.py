@@ -82,7 +82,9 @@ def polled_versions(db: Database, issue_ids: list[int]) -> dict[int, datetime]:
 
 def claim_next(db: Database, now: datetime, lease_seconds: int) -> InboxEvent | None:
     """Take the oldest due event whose issue has no earlier unfinished event (order per
-    issue), with a lease: a worker that dies mid-event leaves it to be taken again."""
+    issue), with a lease: a worker that dies mid-event leaves it to be taken again.
+    Replicas on PostgreSQL skip the rows another is claiming (FOR UPDATE SKIP LOCKED); the
+    conditional UPDATE keeps SQLite (no row locks, one writer) just as exclusive."""
     earlier = aliased(InboxEvent)
     with db.session() as session:
         session.execute(
@@ -90,7 +92,8 @@ def claim_next(db: Database, now: datetime, lease_seconds: int) -> InboxEvent | 
             .where(InboxEvent.state == EventState.processing, InboxEvent.lease_until < now)
             .values(state=EventState.pending, lease_until=None)
         )
-        for _ in range(5):  # another worker may win the race for a candidate
+        session.commit()
+        for _ in range(5):  # on SQLite another worker may win the race for a candidate
             candidate = session.scalar(
                 select(InboxEvent.id)
                 .where(InboxEvent.state == EventState.pending, InboxEvent.next_attempt_at <= now)
@@ -101,6 +104,7 @@ def claim_next(db: Database, now: datetime, lease_seconds: int) -> InboxEvent | 
                 ))
                 .order_by(InboxEvent.id)
                 .limit(1)
+                .with_for_update(skip_locked=True)
             )
             if candidate is None:
                 return None
@@ -110,8 +114,8 @@ def claim_next(db: Database, now: datetime, lease_seconds: int) -> InboxEvent | 
                 .values(state=EventState.processing, attempts=InboxEvent.attempts + 1,
                         lease_until=now + timedelta(seconds=lease_seconds))
             )
+            session.commit()
             if claimed.rowcount == 1:
-                session.commit()
                 return session.get(InboxEvent, candidate)
         return None
 

@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+from tests.postgres import drop_database
 from tests.unit.helpers import CREATED_DATABASES, make_context
 
 
@@ -22,12 +23,5 @@ def _drop_postgres_databases():
     """With TEST_POSTGRES_URL, the databases the run created are dropped at its end."""
     yield
     admin_url = os.environ.get("TEST_POSTGRES_URL")
-    if not admin_url or not CREATED_DATABASES:
-        return
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        for name in CREATED_DATABASES:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+    for name in CREATED_DATABASES if admin_url else []:
+        drop_database(name, admin_url)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from datetime import UTC, datetime
-
-from sqlalchemy import create_engine, text
 
 from app.clock import Clock
 from app.config import Settings
@@ -17,6 +14,7 @@ from app.inbox import service
 from app.inbox.flows import parse_delivery
 from app.inbox.models import InboxEvent
 from integrations.redmine.fake import FakeRedmine
+from tests.postgres import create_database
 
 NOW = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
 LITIGATION_GROUP = 500
@@ -34,13 +32,9 @@ def database_url(tmp_path) -> str:
     admin_url = os.environ.get("TEST_POSTGRES_URL")
     if not admin_url:
         return f"sqlite:///{tmp_path}/unit.db"
-    name = f"recouvrement_unit_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
+    name, url = create_database(admin_url)
     CREATED_DATABASES.append(name)
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+    return url
 
 
 CREATED_DATABASES: list[str] = []

@@ -1,20 +1,16 @@
-"""The inbox and the deadline store on both engines (SQLite file, and PostgreSQL where one
-answers on 127.0.0.1:5432, as on the development machines)."""
+"""The inbox and the deadline store on both engines (SQLite file, and PostgreSQL: the test
+server of ``scripts/postgres-local.sh``)."""
 
 import json
-import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from app.database import Database
 from app.inbox import service
 from app.inbox.flows import parse_delivery
+from tests.postgres import create_database, drop_database
 from tests.unit.helpers import NOW
-
-POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -22,18 +18,11 @@ def db(request, tmp_path):
     if request.param == "sqlite":
         yield Database(f"sqlite:///{tmp_path}/inbox.db")
         return
-    name = f"recouvrement_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f"CREATE DATABASE {name}"))
-    except OperationalError:
-        pytest.skip("pas de PostgreSQL sur 127.0.0.1:5432")
-    database = Database(POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}")
+    name, url = create_database()
+    database = Database(url)
     yield database
     database.engine.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE {name}"))
+    drop_database(name)
 
 
 def test_store_once_then_claim_in_order(db):
@@ -71,6 +60,7 @@ def test_the_migrations_build_exactly_the_models(db):
 
     import app.deadlines.models  # noqa: F401
     import app.inbox.models  # noqa: F401
+    import app.leadership.models  # noqa: F401
     import app.prevention.models  # noqa: F401
     from app.database import Base
 

@@ -1,6 +1,6 @@
 """Templates (escaping, amounts), settings precedence, the clock."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -108,3 +108,12 @@ def test_a_fixed_clock_does_not_move_a_running_one_does():
     running = Clock()
     before = datetime.now(UTC)
     assert before <= running.now() <= datetime.now(UTC)
+
+
+def test_a_clock_started_at_an_instant_runs_from_it():
+    """RECOUVREMENT_NOW: the process pretends to start then, and time passes (leases expire)."""
+    start = datetime(2027, 3, 28, 0, 59, 59, tzinfo=UTC)  # one second before the Paris DST switch
+    clock = Clock.starting_at(start)
+    first = clock.now()
+    assert start <= first < start + timedelta(seconds=5)
+    assert clock.now() >= first and not clock.is_fixed

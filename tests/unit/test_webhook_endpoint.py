@@ -71,7 +71,7 @@ def test_without_a_secret_unsigned_deliveries_are_accepted(ctx):
 
 def test_health_and_ready(ctx):
     with TestClient(create_app(ctx)) as client:
-        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/health").json() == {"status": "ok", "scheduler": "follower"}  # no jobs here
         assert client.get("/ready").status_code == 200
         ctx.redmine.down = True
         not_ready = client.get("/ready")
