@@ -7,8 +7,10 @@ separate paragraphs.
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 from docx import Document
+from docx.oxml.ns import qn
 from docx.shared import Pt
 
 from app.templates import render_plain
@@ -20,11 +22,29 @@ def letter_docx(template: str, **context: object) -> bytes:
     return letters_docx([(template, context)])
 
 
-def letters_docx(letters: list[tuple[str, dict]]) -> bytes:
-    """Letters in one document, each on its own pages (a merged print file)."""
+@lru_cache(maxsize=1)
+def _blank() -> bytes:
+    """python-docx's blank document in Arial 11, lightened once: without its table styles
+    (none is used) and its ``stylesWithEffects`` copy of the styles (optional), 0.8 MB of
+    XML that every letter would parse and compress again (24 ms a letter instead of 5)."""
     document = Document()
+    styles = document.styles.element
+    for style in styles.findall(qn("w:style")):
+        if style.get(qn("w:type")) == "table" and style.get(qn("w:default")) != "1":
+            styles.remove(style)
+    for r_id, rel in list(document.part.rels.items()):
+        if rel.reltype.endswith("/stylesWithEffects"):
+            document.part.drop_rel(r_id)
     document.styles["Normal"].font.name = "Arial"
     document.styles["Normal"].font.size = Pt(11)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def letters_docx(letters: list[tuple[str, dict]]) -> bytes:
+    """Letters in one document, each on its own pages (a merged print file)."""
+    document = Document(io.BytesIO(_blank()))
     for number, (template, context) in enumerate(letters):
         if number:
             document.add_page_break()

@@ -7,9 +7,12 @@ The rules themselves (what a ticket calls for, what firing does) live with their
 
 from __future__ import annotations
 
+import enum
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
+from time import monotonic
 from typing import Protocol
 
 from app.calendar import paris_date
@@ -52,18 +55,22 @@ class ByTracker:
 
 def sync(ctx: Context, rules: DeadlineRules, issue: Issue) -> list[str]:
     """Store what the ticket calls for now, and show its next deadline on it."""
-    changes = service.apply_wanted(ctx.db, issue.id, rules.wanted(ctx, issue), ctx.clock.now())
-    show_on_ticket(ctx, issue)
-    return changes
+    return _sync(ctx, rules, issue).changes
 
 
-def show_on_ticket(ctx: Context, issue: Issue) -> None:
+def _sync(ctx: Context, rules: DeadlineRules, issue: Issue) -> service.Applied:
+    applied = service.apply_wanted(ctx.db, issue.id, rules.wanted(ctx, issue), ctx.clock.now())
+    show_on_ticket(ctx, issue, applied.upcoming)
+    return applied
+
+
+def show_on_ticket(ctx: Context, issue: Issue, upcoming: service.Upcoming | None) -> None:
     """Redmine derives a parent's due date from its children and silently drops one written
-    on it, so the next deadline lives in two custom fields: ``Échéance`` and its motive."""
+    on it, so the next deadline lives in two custom fields: ``Échéance`` and its motive.
+    Written only when it differs from what the ticket shows."""
     f = ctx.settings.fields
     if not issue.has_field(f.deadline):
         return
-    upcoming = service.next_active(ctx.db, issue.id)
     wanted = {
         f.deadline: paris_date(upcoming.due_at).isoformat() if upcoming else "",
         f.deadline_reason: upcoming.label[:255] if upcoming else "",
@@ -79,33 +86,52 @@ class TickReport:
     failed: int
 
 
+CLAIM_BATCH = 20  # deadlines claimed at once, under one lease
+
+
+class Outcome(enum.Enum):
+    fired = "fired"
+    skipped = "skipped"
+    failed = "failed"
+
+
 def tick(ctx: Context, rules: DeadlineRules) -> TickReport:
-    """Fire every deadline due at the clock's now. Re-reads each ticket first: a deadline
-    the ticket no longer calls for (funds received, date edited…) is not fired."""
+    """Fire every deadline due at the clock's now, claimed by batches. Re-reads each ticket
+    first: a deadline the ticket no longer calls for (funds received, date edited…) is not
+    fired. A batch still unfired after half its lease goes back to the store (the lease
+    must not expire while this scheduler holds it)."""
     settings = ctx.settings.deadlines
-    fired = skipped = failed = 0
-    while True:
-        now = ctx.clock.now()
-        deadline = service.claim_due(ctx.db, now, settings.lease_seconds)
-        if deadline is None:
-            return TickReport(fired, skipped, failed)
-        try:
-            issue = ctx.redmine.get_issue(deadline.issue_id)
-            sync(ctx, rules, issue)
-            if service.state_of(ctx.db, deadline.id) is not DeadlineState.firing:
-                skipped += 1
-                continue
-            late = now - deadline.due_at > timedelta(minutes=settings.late_after_minutes)
-            result = rules.fire(ctx, issue, deadline, late)
-            service.mark_fired(ctx.db, deadline.id, result, now)
-            sync(ctx, rules, ctx.redmine.get_issue(deadline.issue_id))  # the next one, if any
-            fired += 1
-            log.info("échéance %s du ticket #%s déclenchée : %s", deadline.kind, deadline.issue_id, result)
-        except RedmineNotFound:
-            service.apply_wanted(ctx.db, deadline.issue_id, [], now)  # the ticket is gone
-            skipped += 1
-        except Exception as exc:  # Redmine down, refusal or bug: kept, retried, visible
-            retry = timedelta(seconds=60 if isinstance(exc, RedmineUnavailable) else 900)
-            service.release(ctx.db, deadline.id, f"{type(exc).__name__}: {exc}", now + retry)
-            failed += 1
-            log.warning("échéance %s du ticket #%s non déclenchée : %s", deadline.kind, deadline.issue_id, exc)
+    outcomes = Counter()
+    while batch := service.claim_batch(ctx.db, ctx.clock.now(), settings.lease_seconds, CLAIM_BATCH):
+        claimed_at = monotonic()
+        for n, deadline in enumerate(batch):
+            if monotonic() - claimed_at > settings.lease_seconds / 2:
+                service.unclaim(ctx.db, [d.id for d in batch[n:]])
+                break
+            outcomes[fire_one(ctx, rules, deadline)] += 1
+    return TickReport(outcomes[Outcome.fired], outcomes[Outcome.skipped], outcomes[Outcome.failed])
+
+
+def fire_one(ctx: Context, rules: DeadlineRules, deadline: Deadline) -> Outcome:
+    """Fire one claimed deadline, if its ticket still calls for it; a failure puts it back,
+    to be tried again later."""
+    settings = ctx.settings.deadlines
+    now = ctx.clock.now()
+    try:
+        issue = ctx.redmine.get_issue(deadline.issue_id)
+        if _sync(ctx, rules, issue).states.get(deadline.id) is not DeadlineState.firing:
+            return Outcome.skipped
+        late = now - deadline.due_at > timedelta(minutes=settings.late_after_minutes)
+        result = rules.fire(ctx, issue, deadline, late)
+        service.mark_fired(ctx.db, deadline.id, result, now)
+        _sync(ctx, rules, ctx.redmine.get_issue(deadline.issue_id))  # the next one, if any
+        log.info("échéance %s du ticket #%s déclenchée : %s", deadline.kind, deadline.issue_id, result)
+        return Outcome.fired
+    except RedmineNotFound:
+        service.apply_wanted(ctx.db, deadline.issue_id, [], now)  # the ticket is gone
+        return Outcome.skipped
+    except Exception as exc:  # Redmine down, refusal or bug: kept, retried, visible
+        retry = timedelta(seconds=60 if isinstance(exc, RedmineUnavailable) else 900)
+        service.release(ctx.db, deadline.id, f"{type(exc).__name__}: {exc}", now + retry)
+        log.warning("échéance %s du ticket #%s non déclenchée : %s", deadline.kind, deadline.issue_id, exc)
+        return Outcome.failed

@@ -22,7 +22,22 @@ class Wanted:
     label: str  # what happens then, in French
 
 
-def apply_wanted(db: Database, issue_id: int, wanted: list[Wanted], now: datetime) -> list[str]:
+@dataclass(frozen=True)
+class Upcoming:
+    """The next active deadline of a ticket, as shown on it."""
+
+    due_at: datetime
+    label: str
+
+
+@dataclass(frozen=True)
+class Applied:
+    changes: list[str]  # what changed, in French
+    states: dict[int, DeadlineState]  # the ticket's deadlines already stored, by id, as they are now
+    upcoming: Upcoming | None  # its next pending (or firing) deadline
+
+
+def apply_wanted(db: Database, issue_id: int, wanted: list[Wanted], now: datetime) -> Applied:
     """Make the store match what the ticket calls for now: new deadlines pending, those no
     longer called for cancelled (or superseded by another due instant of the same kind),
     a cancelled one called for again pending again. Fired deadlines stay fired."""
@@ -36,6 +51,7 @@ def apply_wanted(db: Database, issue_id: int, wanted: list[Wanted], now: datetim
                 row.state = DeadlineState.superseded if row.kind in wanted_kinds else DeadlineState.cancelled
                 row.lease_until = None
                 changes.append(f"{row.kind} {row.state.value}")
+        added = []
         for key, w in wanted_keys.items():
             row = rows.get(key)
             if row is None:  # the worker and the tick may add the same row at once: no error
@@ -43,45 +59,61 @@ def apply_wanted(db: Database, issue_id: int, wanted: list[Wanted], now: datetim
                     issue_id=issue_id, kind=w.kind, due_at=w.due_at, label=w.label, state=DeadlineState.pending,
                     created_at=now, attempts=0).on_conflict_do_nothing(index_elements=["issue_id", "kind", "due_at"]))
                 changes.append(f"{w.kind} prévue")
+                added.append(w)
             elif row.state in (DeadlineState.cancelled, DeadlineState.superseded):
                 row.state, row.label = DeadlineState.pending, w.label
                 changes.append(f"{w.kind} rétablie")
-    return changes
+        states = {row.id: row.state for row in rows.values()}
+    # Soonest first, then by id: rows added now come after those stored, in their order.
+    active = [((r.due_at, 0, r.id), r) for r in rows.values() if r.state in ACTIVE]
+    active += [((w.due_at, 1, n), w) for n, w in enumerate(added)]
+    upcoming = min(active, key=lambda pair: pair[0], default=None)
+    return Applied(changes, states, Upcoming(upcoming[1].due_at, upcoming[1].label) if upcoming else None)
 
 
-def claim_due(db: Database, now: datetime, lease_seconds: int) -> Deadline | None:
-    """Take one due deadline: pending, or firing under an expired lease (a crashed firer).
-    FOR UPDATE SKIP LOCKED on PostgreSQL and the conditional UPDATE (SQLite: one writer)
-    make two schedulers never take the same row."""
+def claim_batch(db: Database, now: datetime, lease_seconds: int, limit: int) -> list[Deadline]:
+    """Take up to ``limit`` due deadlines, soonest first, under one lease: pending ones, or
+    firing ones whose lease expired (a crashed firer). FOR UPDATE SKIP LOCKED on PostgreSQL
+    and the conditional UPDATE (SQLite: one writer) make two schedulers never take the same row."""
     claimable = or_(Deadline.state == DeadlineState.pending,
                     (Deadline.state == DeadlineState.firing) & (Deadline.lease_until < now))
     with db.session() as session:
         for _ in range(5):
-            candidate = session.scalar(
+            candidates = list(session.scalars(
                 select(Deadline.id)
                 .where(Deadline.due_at <= now, claimable)
                 .where(or_(Deadline.retry_at.is_(None), Deadline.retry_at <= now))
                 .order_by(Deadline.due_at, Deadline.id)
-                .limit(1)
+                .limit(limit)
                 .with_for_update(skip_locked=True)
-            )
-            if candidate is None:
-                return None
-            claimed = session.execute(
+            ))
+            if not candidates:
+                return []
+            claimed = list(session.scalars(
                 update(Deadline)
-                .where(Deadline.id == candidate, claimable)
+                .where(Deadline.id.in_(candidates), claimable)
                 .values(state=DeadlineState.firing, lease_until=now + timedelta(seconds=lease_seconds),
                         attempts=Deadline.attempts + 1)
-            )
+                .returning(Deadline),
+                execution_options={"synchronize_session": False},
+            ))
             session.commit()
-            if claimed.rowcount == 1:
-                return session.get(Deadline, candidate)
-        return None
+            if claimed:  # on SQLite another scheduler may have won the race for every candidate
+                return sorted(claimed, key=lambda d: (d.due_at, d.id))
+        return []
 
 
-def state_of(db: Database, deadline_id: int) -> DeadlineState:
+def claim_due(db: Database, now: datetime, lease_seconds: int) -> Deadline | None:
+    """Take one due deadline (see ``claim_batch``)."""
+    claimed = claim_batch(db, now, lease_seconds, 1)
+    return claimed[0] if claimed else None
+
+
+def unclaim(db: Database, deadline_ids: list[int]) -> None:
+    """Claimed deadlines not fired in time: back to pending, for the next scan."""
     with db.session() as session:
-        return session.get(Deadline, deadline_id).state
+        session.execute(update(Deadline).where(Deadline.id.in_(deadline_ids), Deadline.state == DeadlineState.firing)
+                        .values(state=DeadlineState.pending, lease_until=None, attempts=Deadline.attempts - 1))
 
 
 def mark_fired(db: Database, deadline_id: int, result: str, now: datetime) -> None:
@@ -97,12 +129,6 @@ def release(db: Database, deadline_id: int, error: str, retry_at: datetime) -> N
         session.execute(update(Deadline).where(Deadline.id == deadline_id, Deadline.state == DeadlineState.firing)
                         .values(state=DeadlineState.pending, last_error=error[:4000], retry_at=retry_at,
                                 lease_until=None))
-
-
-def next_active(db: Database, issue_id: int) -> Deadline | None:
-    with db.session() as session:
-        return session.scalar(select(Deadline).where(Deadline.issue_id == issue_id, Deadline.state.in_(ACTIVE))
-                              .order_by(Deadline.due_at, Deadline.id).limit(1))
 
 
 def fired_kinds(db: Database, issue_id: int) -> dict[str, Deadline]:

@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.exc import OperationalError
+
 from app.context import Context
 from app.inbox import service
 from app.inbox.models import InboxEvent
@@ -113,9 +115,10 @@ def handle(ctx: Context, event: InboxEvent) -> None:
     now = ctx.clock.now()
     try:
         result = process_issue(ctx, event.issue_id)
-    except RedmineUnavailable as exc:
-        # Redmine down or 5xx: the event waits; failed only after max_attempts.
-        error = str(exc)
+    except (RedmineUnavailable, OperationalError) as exc:
+        # Redmine or the database down (5xx, restart): the event waits; failed only after
+        # max_attempts. If the database is still down, this raises and the lease expires.
+        error = str(exc) if isinstance(exc, RedmineUnavailable) else f"base de données indisponible ({type(exc).__name__})"
         if event.attempts >= ctx.settings.worker.max_attempts:
             service.fail(ctx.db, event.id, f"{error} (après {event.attempts} tentatives)", now)
         else:

@@ -64,8 +64,8 @@ class Service:
         db.migrate()
         return Context(settings=self.settings, clock=Clock(now), db=db, redmine=RedmineClient(self.settings))
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=self.env,
+    def cli(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=self.env | (env or {}),
                                 capture_output=True, text=True, timeout=300)
         if check and result.returncode != 0:
             raise AssertionError(f"recouvrement {' '.join(args)} → {result.returncode}\n{result.stdout}\n{result.stderr}")

@@ -181,7 +181,7 @@ def test_c26_monthly_review_fires_once_for_missed_months_then_moves_on(admin, se
 
 def test_serve_started_after_the_due_instant_catches_up_once(admin, service, clerk, gestionnaire):
     """The service was down across D+45; `serve` (clock set by RECOUVREMENT_NOW) fires it at start, late."""
-    from tests.e2e.test_service import free_port, wait_for
+    from tests.e2e.processes import free_port, wait_for
 
     mandate, _, lit = opened(admin, service, clerk, gestionnaire)
     set_fields(admin, lit["id"], **{"Date de demande de provision": D})

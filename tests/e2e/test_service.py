@@ -4,59 +4,27 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import WEBHOOK_SECRET
+from tests.e2e.processes import Replica, wait_for
 from tests.e2e.redmine_admin import ROOT, rails_runner, sign, signed_delivery
 from tests.e2e.test_litigation_opening import assert_opened, open_file
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, seconds: float, what: str):
-    """Wait (bounded) for the running service to do its asynchronous work."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"délai dépassé : {what}")
-
-
 @pytest.fixture
 def served(service):
-    port = free_port()
     # Webhooks only: the poll at start may run after the test's tickets exist (the other
     # start-up jobs compete with it), so it is pointed past them.
-    env = service.env | {"RECOUVREMENT_WORKER__POLL_INTERVAL_SECONDS": "3600",
-                         "RECOUVREMENT_SYNC_SINCE": "2100-01-01T00:00:00+00:00",
-                         "RECOUVREMENT_WEBHOOK_MAX_BYTES": "20000"}
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return httpx.get(f"{url}/health", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return process.poll() is not None  # exited: fail below with its output
-
-    wait_for(up, 60, "démarrage de recouvrement serve")
-    assert process.poll() is None, process.stdout.read()
-    yield url
-    process.terminate()
-    output = process.communicate(timeout=30)[0]
+    replica = Replica(service.env | {"RECOUVREMENT_WORKER__POLL_INTERVAL_SECONDS": "3600",
+                                     "RECOUVREMENT_SYNC_SINCE": "2100-01-01T00:00:00+00:00",
+                                     "RECOUVREMENT_WEBHOOK_MAX_BYTES": "20000"}).wait_up()
+    yield replica.url
+    output = replica.stop()
     assert service.settings.redmine_api_key.get_secret_value() not in output
     assert WEBHOOK_SECRET not in output
 

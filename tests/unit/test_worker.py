@@ -87,6 +87,30 @@ def test_a_refusal_fails_at_once_with_redmines_message(ctx, monkeypatch):
     assert "Subject cannot be blank" in failed.last_error
 
 
+def test_a_database_outage_mid_event_makes_it_wait_not_fail(ctx, monkeypatch):
+    """A restart of the database while an event is processed is not a refusal: it waits."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.deadlines import service as deadline_store
+
+    lit = add_litigation(ctx.redmine)
+    add_register(ctx.redmine)
+    event_id = deliver(ctx, lit.id)
+
+    def restarting(*args, **kwargs):
+        raise OperationalError("INSERT …", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(deadline_store, "apply_wanted", restarting)
+    work(ctx)
+    waiting = event(ctx, event_id)
+    assert (waiting.state, waiting.attempts) == (EventState.pending, 1)
+    assert "base de données indisponible" in waiting.last_error
+    monkeypatch.undo()
+    ctx.clock = Clock(NOW + timedelta(hours=1))
+    work(ctx)
+    assert event(ctx, event_id).state is EventState.done
+
+
 def test_an_event_left_by_a_crashed_worker_is_taken_again_after_its_lease(ctx):
     lit = add_litigation(ctx.redmine)
     event_id = deliver(ctx, lit.id)

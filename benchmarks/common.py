@@ -1,0 +1,143 @@
+"""What the benchmarks share: databases to measure on, `recouvrement serve` as a process,
+percentiles, the printed table and the JSON results (``benchmarks/results/<name>.json``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+# The PostgreSQL server of the tests (scripts/postgres-local.sh): a fresh database per run.
+POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+# --- databases ------------------------------------------------------------------------
+@contextmanager
+def sqlite_database() -> Iterator[str]:
+    """A SQLite file in a temporary directory (the service's engine: WAL, synchronous=FULL)."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as directory:
+        yield f"sqlite:///{directory}/recouvrement.db"
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new database on the local PostgreSQL server, dropped afterwards."""
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+DATABASES = {"sqlite": sqlite_database, "postgresql": postgres_database}
+
+
+# --- the service as a process ---------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def service_env(**values: str) -> dict[str, str]:
+    """This process's environment without its RECOUVREMENT_* settings, plus ``values``."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RECOUVREMENT_")} | {
+        f"RECOUVREMENT_{k.upper()}": v for k, v in values.items()}
+
+
+@contextmanager
+def serve(env: dict[str, str], startup_seconds: float = 60) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`recouvrement serve` on a free port of 127.0.0.1: (its URL, the process); its output
+    goes to a temporary log, printed if it does not start."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT,
+                                   env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + startup_seconds
+            while not _healthy(url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"recouvrement serve did not start:\n{log.read()[-3000:]}")
+                time.sleep(0.2)
+            yield url, process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+# --- figures --------------------------------------------------------------------------
+def percentile(values: Sequence[float], p: float) -> float:
+    """The p-th percentile (0–100), nearest rank."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))  # ceil(n * p / 100)
+    return ordered[int(rank) - 1]
+
+
+def max_rss_mb() -> float:
+    """The process's peak resident memory so far (Linux: ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    print(f"\n{title}")
+    for n, row in enumerate(cells):
+        print("  " + "  ".join(c.rjust(w) if n else c.ljust(w) for c, w in zip(row, widths)))
+        if n == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.2f}"
+    return str(value)
+
+
+def write_results(name: str, results: dict) -> Path:
+    """``benchmarks/results/<name>.json``, with when and where it was measured."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    document = {"benchmark": name, "measured_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                            "platform": platform.platform()},
+                **results}
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    print(f"\nresults: {path.relative_to(ROOT)}")
+    return path
