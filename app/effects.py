@@ -5,7 +5,10 @@ workers never duplicate a note or a ticket:
 - a note carries a marker ``(réf. automate : KEY)`` and is not posted when a journal
   of the issue already has it;
 - a ticket carries its operation key in the ``Clé d'opération`` custom field (used as a
-  filter) and is not created when Redmine already holds one with that key.
+  filter) and is not created when Redmine already holds one with that key. A ticket made
+  under a parent gets its parent in the very request that creates it, so it is among that
+  parent's children: when they are all known already (none, or just read or created),
+  they are the answer; otherwise Redmine is searched by key.
 """
 
 from __future__ import annotations
@@ -63,10 +66,21 @@ def note_to_author(ctx: Context, issue: Issue, key: str, text: str, **changes) -
         return note_once(ctx, issue, key, fallback, assign_to=ctx.principal(group), **changes)
 
 
+def find_operation(ctx: Context, tracker: str, key: str, parent_id: int | None = None) -> list[Issue]:
+    """The tickets of that tracker with this operation key (made under ``parent_id``)."""
+    field = ctx.settings.fields.operation_key
+    if parent_id is not None:
+        siblings = [ctx.redmine.already_read(c.id) for c in ctx.redmine.get_issue(parent_id).children
+                    if c.tracker == tracker]
+        if all(siblings):
+            return [s for s in siblings if s.field(field) == key]
+    return ctx.redmine.find_issues(tracker, field, key)
+
+
 def ensure_ticket(ctx: Context, key: str, new: NewIssue) -> tuple[Issue, bool]:
     """The ticket with this operation key: found in Redmine, or created with the key."""
-    field = ctx.settings.fields.operation_key
-    existing = ctx.redmine.find_issues(new.tracker, field, key)
+    existing = find_operation(ctx, new.tracker, key, new.parent_id)
     if existing:
         return existing[0], False
+    field = ctx.settings.fields.operation_key
     return ctx.redmine.create_issue(replace(new, custom_fields={**new.custom_fields, field: key})), True

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from app.context import Context
-from app.effects import digest, ensure_ticket, note_once
+from app.effects import digest, ensure_ticket, find_operation, note_once
 from app.litigation.case import PartyRole, read_litigation_file
 from app.litigation.flows import gestionnaire_of, register_of
 from app.templates import render
@@ -54,8 +54,8 @@ def missing_pieces(pieces: list[Piece], filenames: list[str]) -> list[Piece]:
 
 
 def _funds_request(ctx: Context, litigation: Issue) -> Issue | None:
-    found = ctx.redmine.find_issues(ctx.settings.trackers.funds_request, ctx.settings.fields.operation_key,
-                                    f"C-6/demande-fonds/{litigation.id}")
+    found = find_operation(ctx, ctx.settings.trackers.funds_request, f"C-6/demande-fonds/{litigation.id}",
+                           litigation.id)
     return found[0] if found else None
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from app.calendar import Zone, paris_date
 from app.context import Context
-from app.effects import digest, ensure_ticket, note_once
+from app.effects import digest, ensure_ticket, find_operation, note_once
 from app.history import last_journal_changing
 from app.legal.rules import SOURCES, Facts, Gate, LegalReport, check
 from app.litigation.case import PartyRole, parse_debtors
@@ -148,7 +148,7 @@ def _caf_task(ctx: Context, litigation: Issue, report: LegalReport) -> list[str]
     f = s.fields
     key = f"L-8/signalement-caf/{litigation.id}"
     if report.caf_report_by is None:
-        found = ctx.redmine.find_issues(s.trackers.task, f.operation_key, key)
+        found = find_operation(ctx, s.trackers.task, key, litigation.id)
         debt = litigation.decimal_field(f.debt_amount)
         for task in found:
             if not task.closed and debt is not None and debt <= 0:

@@ -4,7 +4,7 @@ and decide what a failure means (retry with backoff, or failed for a human to lo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy.exc import OperationalError
@@ -28,6 +28,7 @@ from app.titles.flows import reconcile_contested_injunction, reconcile_title
 from app.writeoffs.flows import RULES as WRITEOFF_DEADLINES
 from app.writeoffs.flows import reconcile_writeoff
 from integrations.redmine.interface import Issue, RedmineNotFound, RedmineUnavailable
+from integrations.redmine.scope import RedmineScope
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,15 @@ def deadline_rules(settings: Settings) -> deadlines.ByTracker:
 
 
 def process_issue(ctx: Context, issue_id: int) -> str:
-    """Re-read the issue (the event is only a hint) and run the flow of its tracker."""
+    """Re-read the issue (the event is only a hint) and run the flow of its tracker, in one
+    view of Redmine (each issue read once, every write read back once, at the end)."""
+    scope = RedmineScope(ctx.redmine, ctx.settings.fields.operation_key)
+    result = _process_issue(replace(ctx, redmine=scope), issue_id)
+    scope.verify()
+    return result
+
+
+def _process_issue(ctx: Context, issue_id: int) -> str:
     try:
         issue = ctx.redmine.get_issue(issue_id)
     except RedmineNotFound:

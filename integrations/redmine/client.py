@@ -22,6 +22,7 @@ from app.config import Settings
 from integrations.redmine.interface import (
     Change,
     Child,
+    Expected,
     Issue,
     IssueStamp,
     Journal,
@@ -29,7 +30,6 @@ from integrations.redmine.interface import (
     RedmineNotFound,
     RedmineRejected,
     RedmineUnavailable,
-    RedmineWriteIgnored,
     SchemaMissing,
     SchemaReport,
 )
@@ -183,6 +183,9 @@ class RedmineClient:
         )["issue"]
         return self._issue(raw)
 
+    def already_read(self, issue_id: int) -> Issue | None:
+        return None
+
     def find_issues(self, tracker: str, field_name: str, value: str) -> list[Issue]:
         params = {
             "project_id": self.project_id,
@@ -215,11 +218,11 @@ class RedmineClient:
             data["assigned_to_id"] = new.assigned_to_id
         raw = self._request("post", "/issues.json", f"création d'un ticket {new.tracker}", data={"issue": data})
         created = self._issue(raw["issue"])
-        self._verify(created, parent_id=new.parent_id, assigned_to_id=new.assigned_to_id)
+        Expected(parent_id=new.parent_id, assigned_to_id=new.assigned_to_id).check(created)  # Redmine's answer
         return created
 
     def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None, custom_fields=None,
-                     start_date=None, due_date=None, status=None) -> None:
+                     start_date=None, due_date=None, status=None, verify=True) -> None:
         data: dict[str, Any] = {}
         if status is not None:
             data["status_id"] = self._id("statuses", status)
@@ -236,15 +239,13 @@ class RedmineClient:
         if not data:
             return
         self._request("put", f"/issues/{issue_id}.json", f"mise à jour du ticket #{issue_id}", data={"issue": data})
-        if parent_id is not None or assigned_to_id is not None or custom_fields or dates or status:
-            issue = self.get_issue(issue_id)
-            self._verify(issue, parent_id=parent_id, assigned_to_id=assigned_to_id, custom_fields=custom_fields,
-                         dates=dates)
-            if status is not None and issue.status != status:
-                raise RedmineWriteIgnored(f"ticket #{issue_id} : statut « {status} » demandé, « {issue.status} » relu "
-                                          "(workflow ?)")
+        expected = Expected().add(parent_id=parent_id, assigned_to_id=assigned_to_id, custom_fields=custom_fields,
+                                  start_date=start_date, due_date=due_date, status=status)
+        if verify and expected.checkable:
+            expected.check(self.get_issue(issue_id))
 
-    def attach_file(self, issue_id: int, filename: str, content: bytes, content_type: str, notes: str) -> None:
+    def attach_file(self, issue_id: int, filename: str, content: bytes, content_type: str, notes: str,
+                    verify: bool = True) -> None:
         with _translated_errors(f"envoi du fichier {filename}"):
             token = self._api.engine.request(
                 "post", f"{self._url}/uploads.json", headers={"Content-Type": "application/octet-stream"},
@@ -253,29 +254,12 @@ class RedmineClient:
         upload = {"token": token, "filename": filename, "content_type": content_type}
         self._request("put", f"/issues/{issue_id}.json", f"pièce jointe au ticket #{issue_id}",
                       data={"issue": {"notes": notes, "uploads": [upload]}})
-        if filename not in self.get_issue(issue_id).attachments:
-            raise RedmineWriteIgnored(f"ticket #{issue_id} : pièce jointe {filename} absente après envoi")
+        if verify:
+            Expected(attachments={filename}).check(self.get_issue(issue_id))
 
     def relate(self, issue_id: int, other_id: int) -> None:
         self._request("post", f"/issues/{issue_id}/relations.json", f"relation #{issue_id} – #{other_id}",
                       data={"relation": {"issue_to_id": other_id, "relation_type": "relates"}})
-
-    @staticmethod
-    def _verify(issue: Issue, *, parent_id: int | None, assigned_to_id: int | None,
-                custom_fields: dict[str, str] | None = None, dates: dict[str, date] | None = None) -> None:
-        problems = []
-        if parent_id is not None and issue.parent_id != parent_id:
-            problems.append(f"parent #{parent_id} demandé, #{issue.parent_id} relu (permission « gérer les sous-tâches » ?)")
-        if assigned_to_id is not None and issue.assigned_to_id != assigned_to_id:
-            problems.append(f"assigné {assigned_to_id} demandé, {issue.assigned_to_id} relu")
-        for name, value in (dates or {}).items():
-            if getattr(issue, name) != value:
-                problems.append(f"{name} {value} demandé, {getattr(issue, name)} relu")
-        for name, value in (custom_fields or {}).items():
-            if issue.field(name) != value:
-                problems.append(f"champ « {name} » : « {value} » demandé, « {issue.field(name)} » relu")
-        if problems:
-            raise RedmineWriteIgnored(f"ticket #{issue.id} : écriture ignorée par Redmine : " + "; ".join(problems))
 
     def changed_since(self, since: datetime | None) -> list[IssueStamp]:
         params: dict[str, Any] = {"project_id": self.project_id, "status_id": "*", "sort": "updated_on,id"}

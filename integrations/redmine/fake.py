@@ -95,6 +95,9 @@ class FakeRedmine:
             raise RedmineNotFound(f"lecture du ticket #{issue_id} : introuvable dans Redmine (404)")
         return self.issues[issue_id]
 
+    def already_read(self, issue_id: int) -> Issue | None:
+        return None
+
     def find_issues(self, tracker: str, field_name: str, value: str) -> list[Issue]:
         self._up()
         return [i for i in self.issues.values() if i.tracker == tracker and i.field(field_name) == value]
@@ -131,7 +134,7 @@ class FakeRedmine:
                                         updated_on=stamp, journals=[*issue.journals, journal])
 
     def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None, custom_fields=None,
-                     start_date=None, due_date=None, status=None) -> None:
+                     start_date=None, due_date=None, status=None, verify=True) -> None:
         self._up()
         self.writes += 1
         issue = self.issues[issue_id]
@@ -145,7 +148,7 @@ class FakeRedmine:
             attributes.update(status=status, closed=status == self.closed_status)
         self._journal(issue_id, self.service_user_id, notes or "", attributes, custom_fields or {})
 
-    def attach_file(self, issue_id, filename, content, content_type, notes) -> None:
+    def attach_file(self, issue_id, filename, content, content_type, notes, verify=True) -> None:
         self.files[(issue_id, filename)] = content
         self.update_issue(issue_id, notes=notes)
         issue = self.issues[issue_id]

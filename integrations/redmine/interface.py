@@ -121,6 +121,58 @@ class Issue:
         return max((j.id for j in self.journals), default=None)
 
 
+@dataclass
+class Expected:
+    """What the service's writes to one issue must have left there. Redmine answers a write
+    with success even when it dropped part of it (permission, workflow, a field not on the
+    tracker): reading the issue back and comparing is the only proof."""
+
+    parent_id: int | None = None
+    assigned_to_id: int | None = None
+    custom_fields: dict[str, str] = field(default_factory=dict)
+    dates: dict[str, date] = field(default_factory=dict)
+    status: str | None = None
+    attachments: set[str] = field(default_factory=set)
+
+    def add(self, *, parent_id: int | None = None, assigned_to_id: int | None = None,
+            custom_fields: dict[str, str] | None = None, start_date: date | None = None,
+            due_date: date | None = None, status: str | None = None, attachment: str | None = None) -> Expected:
+        """A later write to the same issue: its values win."""
+        self.parent_id = parent_id if parent_id is not None else self.parent_id
+        self.assigned_to_id = assigned_to_id if assigned_to_id is not None else self.assigned_to_id
+        self.custom_fields.update(custom_fields or {})
+        self.dates.update({k: v for k, v in (("start_date", start_date), ("due_date", due_date)) if v is not None})
+        self.status = status if status is not None else self.status
+        if attachment:
+            self.attachments.add(attachment)
+        return self
+
+    @property
+    def checkable(self) -> bool:
+        return bool(self.parent_id is not None or self.assigned_to_id is not None or self.custom_fields
+                    or self.dates or self.status or self.attachments)
+
+    def check(self, issue: Issue) -> None:
+        """Raise RedmineWriteIgnored, saying what, unless the issue as read holds it all."""
+        problems = []
+        if self.parent_id is not None and issue.parent_id != self.parent_id:
+            problems.append(f"parent #{self.parent_id} demandé, #{issue.parent_id} relu "
+                            "(permission « gérer les sous-tâches » ?)")
+        if self.assigned_to_id is not None and issue.assigned_to_id != self.assigned_to_id:
+            problems.append(f"assigné {self.assigned_to_id} demandé, {issue.assigned_to_id} relu")
+        for name, value in self.dates.items():
+            if getattr(issue, name) != value:
+                problems.append(f"{name} {value} demandé, {getattr(issue, name)} relu")
+        for name, value in self.custom_fields.items():
+            if issue.field(name) != value:
+                problems.append(f"champ « {name} » : « {value} » demandé, « {issue.field(name)} » relu")
+        if self.status is not None and issue.status != self.status:
+            problems.append(f"statut « {self.status} » demandé, « {issue.status} » relu (workflow ?)")
+        problems += [f"pièce jointe {name} absente" for name in sorted(self.attachments - set(issue.attachments))]
+        if problems:
+            raise RedmineWriteIgnored(f"ticket #{issue.id} : écriture ignorée par Redmine : " + "; ".join(problems))
+
+
 @dataclass(frozen=True)
 class IssueStamp:
     id: int
@@ -159,6 +211,10 @@ class Redmine(Protocol):
     def get_issue(self, issue_id: int) -> Issue:
         """The issue with its journals (and their changes), children, attachments and relations."""
 
+    def already_read(self, issue_id: int) -> Issue | None:
+        """The issue as this view of Redmine last read or wrote it, without a request; None
+        when it has not (a plain client keeps nothing: always None)."""
+
     def find_issues(self, tracker: str, field_name: str, value: str) -> list[Issue]:
         """Issues of the project, open or closed, of that tracker whose field equals value
         (checked on every result, never trusted to the server's filter). No journals."""
@@ -180,12 +236,14 @@ class Redmine(Protocol):
         start_date: date | None = None,
         due_date: date | None = None,
         status: str | None = None,
+        verify: bool = True,
     ) -> None:
         """Apply the given changes in one journal (a custom field set to "" is cleared), then
-        read back and raise RedmineWriteIgnored on a mismatch."""
+        (``verify``) read back and raise RedmineWriteIgnored on a mismatch."""
 
-    def attach_file(self, issue_id: int, filename: str, content: bytes, content_type: str, notes: str) -> None:
-        """Upload a file and attach it to the issue, with a note."""
+    def attach_file(self, issue_id: int, filename: str, content: bytes, content_type: str, notes: str,
+                    verify: bool = True) -> None:
+        """Upload a file and attach it to the issue, with a note; then (``verify``) read back."""
 
     def relate(self, issue_id: int, other_id: int) -> None:
         """A "relates to" relation between two issues (not parent and child)."""

@@ -1,0 +1,106 @@
+"""One event's view of Redmine (integrations/redmine/scope.py): each issue read once, the
+service's writes applied to what was read, and every write proven by one read at the end."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.clock import Clock
+from app.config import Settings
+from app.context import Context
+from app.effects import ensure_ticket, find_operation
+from integrations.redmine.fake import FakeRedmine
+from integrations.redmine.interface import NewIssue, RedmineWriteIgnored
+from integrations.redmine.scope import RedmineScope
+from tests.unit.helpers import CLERK, add_litigation, add_register
+
+OPERATION_KEY = "Clé d'opération"
+
+
+class CountingRedmine(FakeRedmine):
+    """The in-memory Redmine, counting reads; ``drops`` names fields it silently ignores."""
+
+    def __init__(self, drops: set[str] = frozenset()):
+        super().__init__()
+        self.reads: list[str] = []
+        self.drops = drops
+
+    def get_issue(self, issue_id):
+        self.reads.append(f"get {issue_id}")
+        return super().get_issue(issue_id)
+
+    def find_issues(self, tracker, field_name, value):
+        self.reads.append(f"find {tracker} {value}")
+        return super().find_issues(tracker, field_name, value)
+
+    def update_issue(self, issue_id, *, custom_fields=None, **changes):
+        kept = {k: v for k, v in (custom_fields or {}).items() if k not in self.drops}
+        super().update_issue(issue_id, custom_fields=kept, **changes)
+
+
+@pytest.fixture
+def redmine():
+    return CountingRedmine()
+
+
+def test_an_issue_is_read_once_and_shows_the_services_own_writes(redmine):
+    lit = add_litigation(redmine)
+    reg = add_register(redmine)
+    scope = RedmineScope(redmine, OPERATION_KEY)
+    scope.get_issue(lit.id)
+    scope.update_issue(lit.id, notes="Ouverture (réf. automate : x)", parent_id=reg.id,
+                       custom_fields={"Contrôle légal": "RAS"})
+    seen = scope.get_issue(lit.id)
+    assert redmine.reads == [f"get {lit.id}"]
+    assert seen.parent_id == reg.id and seen.field("Contrôle légal") == "RAS"
+    assert "(réf. automate : x)" in seen.journals[-1].notes
+    assert [(c.name, c.new) for c in seen.journals[-1].changes] == [("Contrôle légal", "RAS")]
+    scope.verify()
+    assert redmine.reads == [f"get {lit.id}", f"get {lit.id}"]  # one read-back for all the writes
+    assert redmine.get_issue(lit.id).parent_id == reg.id
+
+
+def test_a_write_redmine_dropped_is_caught_by_the_read_back(redmine):
+    redmine.drops = {"Contrôle légal"}
+    lit = add_litigation(redmine)
+    scope = RedmineScope(redmine, OPERATION_KEY)
+    scope.update_issue(lit.id, custom_fields={"Contrôle légal": "RAS"})
+    with pytest.raises(RedmineWriteIgnored, match="Contrôle légal"):
+        scope.verify()
+
+
+def test_a_status_change_is_read_again_and_that_read_is_its_proof(redmine):
+    lit = add_litigation(redmine)
+    scope = RedmineScope(redmine, OPERATION_KEY)
+    scope.get_issue(lit.id)
+    scope.update_issue(lit.id, status=redmine.closed_status)
+    assert scope.get_issue(lit.id).closed
+    scope.verify()  # nothing left to prove: the second read did
+    assert redmine.reads == [f"get {lit.id}"] * 2
+
+
+def test_a_ticket_created_under_a_read_parent_is_known_without_a_search(redmine):
+    lit = add_litigation(redmine)
+    scope = RedmineScope(redmine, OPERATION_KEY)
+    ctx = make_context_with(scope)
+    new = NewIssue("Demande de fonds", "Demande", "…", parent_id=lit.id)
+    first, created = ensure_ticket(ctx, "C-6/demande-fonds/1", new)
+    again, created_again = ensure_ticket(ctx, "C-6/demande-fonds/1", new)
+    assert created and not created_again and again.id == first.id
+    assert find_operation(ctx, "Demande de fonds", "C-6/demande-fonds/1", lit.id) == [first]
+    assert [c.id for c in scope.get_issue(lit.id).children] == [first.id]
+    assert redmine.reads == [f"get {lit.id}"]  # no search: the parent's children tell
+
+
+def test_a_child_of_the_tracker_not_yet_read_means_a_search(redmine):
+    lit = add_litigation(redmine)
+    moved = redmine.add("Demande de fonds", "Demande", author_id=CLERK, parent_id=lit.id,
+                        **{OPERATION_KEY: "C-6/demande-fonds/1"})
+    scope = RedmineScope(redmine, OPERATION_KEY)
+    ctx = make_context_with(scope)
+    assert find_operation(ctx, "Demande de fonds", "C-6/demande-fonds/1", lit.id)[0].id == moved.id
+    assert redmine.reads == [f"get {lit.id}", "find Demande de fonds C-6/demande-fonds/1"]
+
+
+def make_context_with(redmine) -> Context:
+    return Context(settings=Settings(), clock=Clock(), db=None, redmine=redmine)
