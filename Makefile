@@ -46,5 +46,13 @@ unit-postgres: venv postgres
 e2e: redmine
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
+# Benchmarks (benchmarks/README.md): each prints its table and writes benchmarks/results/NAME.json;
+# a missed target is reported, a wrong result (an event lost, a deadline not fired) fails.
+bench: redmine postgres
+	$(PY) -m benchmarks.b1_intake
+	$(PY) -m benchmarks.b3_deadlines
+	$(PY) -m benchmarks.b4_polling
+	$(PY) -m benchmarks.b2_orchestration
+
 clean:
 	rm -rf $(VENV) recouvrement.db* .pytest_cache

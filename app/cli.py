@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -83,7 +84,12 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     from app.main import create_app
 
     ctx = _context()
-    uvicorn.run(create_app(ctx, run_jobs=True), host=host, port=port, log_level="info")
+    app = create_app(ctx, run_jobs=True)
+    # The loaded application's objects (~150 000) live as long as the process: frozen out of
+    # the garbage collector, so that a full collection does not stall every request ~70 ms.
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 @cli.command()

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from docx import Document
 from docx.oxml.ns import qn
-from docx.shared import Pt
+from docx.shared import Mm, Pt
 
 from app.templates import render_plain
 
@@ -24,9 +24,9 @@ def letter_docx(template: str, **context: object) -> bytes:
 
 @lru_cache(maxsize=1)
 def _blank() -> bytes:
-    """python-docx's blank document in Arial 11, lightened once: without its table styles
+    """python-docx's blank document in Arial 11 on A4, lightened once: without its table styles
     (none is used) and its ``stylesWithEffects`` copy of the styles (optional), 0.8 MB of
-    XML that every letter would parse and compress again (24 ms a letter instead of 5)."""
+    XML that every letter would parse and compress again (5 ms a letter instead of 24)."""
     document = Document()
     styles = document.styles.element
     for style in styles.findall(qn("w:style")):
@@ -37,6 +37,9 @@ def _blank() -> bytes:
             document.part.drop_rel(r_id)
     document.styles["Normal"].font.name = "Arial"
     document.styles["Normal"].font.size = Pt(11)
+    section = document.sections[0]  # A4, as French mail (python-docx's default is US Letter)
+    section.page_width, section.page_height = Mm(210), Mm(297)
+    section.left_margin = section.right_margin = Mm(25)
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()

@@ -67,16 +67,17 @@ def service_env(**values: str) -> dict[str, str]:
 
 
 @contextmanager
-def serve(env: dict[str, str], startup_seconds: float = 60) -> Iterator[tuple[str, subprocess.Popen]]:
+def serve(env: dict[str, str], stop_seconds: float = 30) -> Iterator[tuple[str, subprocess.Popen]]:
     """`recouvrement serve` on a free port of 127.0.0.1: (its URL, the process); its output
-    goes to a temporary log, printed if it does not start."""
+    goes to a temporary log, shown if it does not start. Stopped with SIGTERM, killed if it
+    has not exited ``stop_seconds`` later."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT,
                                    env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
-            deadline = time.monotonic() + startup_seconds
+            deadline = time.monotonic() + 60
             while not _healthy(url):
                 if process.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
@@ -86,7 +87,7 @@ def serve(env: dict[str, str], startup_seconds: float = 60) -> Iterator[tuple[st
         finally:
             process.terminate()
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=stop_seconds)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -107,6 +108,12 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[int(rank) - 1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def max_rss_mb() -> float:
     """The process's peak resident memory so far (Linux: ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -116,8 +123,9 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[obje
     cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     print(f"\n{title}")
+    numeric = [all(isinstance(row[i], (int, float)) for row in rows) for i in range(len(headers))]
     for n, row in enumerate(cells):
-        print("  " + "  ".join(c.rjust(w) if n else c.ljust(w) for c, w in zip(row, widths)))
+        print("  " + "  ".join(c.rjust(w) if n and right else c.ljust(w) for c, w, right in zip(row, widths, numeric)))
         if n == 0:
             print("  " + "  ".join("-" * w for w in widths))
 

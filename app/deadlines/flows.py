@@ -18,7 +18,7 @@ from typing import Protocol
 from app.calendar import paris_date
 from app.context import Context
 from app.deadlines import service
-from app.deadlines.models import Deadline, DeadlineState
+from app.deadlines.models import Deadline
 from app.deadlines.service import Wanted
 from integrations.redmine.interface import Issue, RedmineNotFound, RedmineUnavailable
 
@@ -55,13 +55,13 @@ class ByTracker:
 
 def sync(ctx: Context, rules: DeadlineRules, issue: Issue) -> list[str]:
     """Store what the ticket calls for now, and show its next deadline on it."""
-    return _sync(ctx, rules, issue).changes
+    return _store_and_show(ctx, issue, rules.wanted(ctx, issue))
 
 
-def _sync(ctx: Context, rules: DeadlineRules, issue: Issue) -> service.Applied:
-    applied = service.apply_wanted(ctx.db, issue.id, rules.wanted(ctx, issue), ctx.clock.now())
+def _store_and_show(ctx: Context, issue: Issue, wanted: list[Wanted]) -> list[str]:
+    applied = service.apply_wanted(ctx.db, issue.id, wanted, ctx.clock.now())
     show_on_ticket(ctx, issue, applied.upcoming)
-    return applied
+    return applied.changes
 
 
 def show_on_ticket(ctx: Context, issue: Issue, upcoming: service.Upcoming | None) -> None:
@@ -96,35 +96,37 @@ class Outcome(enum.Enum):
 
 
 def tick(ctx: Context, rules: DeadlineRules) -> TickReport:
-    """Fire every deadline due at the clock's now, claimed by batches. Re-reads each ticket
-    first: a deadline the ticket no longer calls for (funds received, date edited…) is not
-    fired. A batch still unfired after half its lease goes back to the store (the lease
-    must not expire while this scheduler holds it)."""
+    """Fire every deadline due at the clock's now, claimed by batches under one lease. A
+    batch still unfired after half its lease goes back to the store: the lease must not
+    expire while this scheduler fires under it."""
     settings = ctx.settings.deadlines
     outcomes = Counter()
     while batch := service.claim_batch(ctx.db, ctx.clock.now(), settings.lease_seconds, CLAIM_BATCH):
         claimed_at = monotonic()
         for n, deadline in enumerate(batch):
             if monotonic() - claimed_at > settings.lease_seconds / 2:
-                service.unclaim(ctx.db, [d.id for d in batch[n:]])
+                service.unclaim(ctx.db, batch[n:])
                 break
             outcomes[fire_one(ctx, rules, deadline)] += 1
     return TickReport(outcomes[Outcome.fired], outcomes[Outcome.skipped], outcomes[Outcome.failed])
 
 
 def fire_one(ctx: Context, rules: DeadlineRules, deadline: Deadline) -> Outcome:
-    """Fire one claimed deadline, if its ticket still calls for it; a failure puts it back,
-    to be tried again later."""
+    """Fire one claimed deadline if its ticket, read again, still calls for it (funds
+    received, date edited… cancel it); then store and show the ticket's next deadline. A
+    failure puts it back, to be tried again later."""
     settings = ctx.settings.deadlines
     now = ctx.clock.now()
     try:
         issue = ctx.redmine.get_issue(deadline.issue_id)
-        if _sync(ctx, rules, issue).states.get(deadline.id) is not DeadlineState.firing:
+        wanted = rules.wanted(ctx, issue)
+        if not any((w.kind, w.due_at) == (deadline.kind, deadline.due_at) for w in wanted):
+            _store_and_show(ctx, issue, wanted)
             return Outcome.skipped
         late = now - deadline.due_at > timedelta(minutes=settings.late_after_minutes)
         result = rules.fire(ctx, issue, deadline, late)
         service.mark_fired(ctx.db, deadline.id, result, now)
-        _sync(ctx, rules, ctx.redmine.get_issue(deadline.issue_id))  # the next one, if any
+        sync(ctx, rules, ctx.redmine.get_issue(deadline.issue_id))  # the next one, if any
         log.info("échéance %s du ticket #%s déclenchée : %s", deadline.kind, deadline.issue_id, result)
         return Outcome.fired
     except RedmineNotFound:

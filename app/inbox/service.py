@@ -40,8 +40,30 @@ def _store(session: Session, event: ParsedEvent, now: datetime) -> Stored:
 
 def store_event(db: Database, event: ParsedEvent, now: datetime) -> Stored:
     """Durably store the event (committed on return); a repeated key stores nothing."""
+    return store_events(db, [(event, now)])[0]
+
+
+def store_events(db: Database, events: list[tuple[ParsedEvent, datetime]]) -> list[Stored]:
+    """Durably store events received at once: one INSERT, one commit. A key already stored,
+    or repeated among them, stores nothing (its first occurrence is the one created). On
+    the table, not the model: the ORM's bulk path costs more than the INSERT itself."""
+    table = InboxEvent.__table__
+    rows = [dict(dedup_key=e.dedup_key, source=e.source, event_type=e.event_type, issue_id=e.issue_id,
+                 journal_id=e.journal_id, payload=e.payload, received_at=now, state=EventState.pending, attempts=0,
+                 next_attempt_at=now) for e, now in events]
     with db.session() as session:
-        return _store(session, event, now)
+        inserted = dict(session.execute(
+            insert_for(session)(table).on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(table.c.dedup_key, table.c.id), rows).all())
+        others = {e.dedup_key for e, _ in events} - inserted.keys()
+        existing = dict(session.execute(select(table.c.dedup_key, table.c.id)
+                                        .where(table.c.dedup_key.in_(others))).all()) if others else {}
+    stored, seen = [], set()
+    for event, _ in events:
+        key = event.dedup_key
+        stored.append(Stored(event_id=inserted.get(key) or existing[key], created=key in inserted and key not in seen))
+        seen.add(key)
+    return stored
 
 
 def record_polled(db: Database, event: ParsedEvent, updated_on: datetime, now: datetime) -> int:

@@ -3,18 +3,75 @@ for a refused delivery; nothing is answered 2xx before it is committed."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.database import Database
 from app.inbox import service
-from app.inbox.flows import SIGNATURE_HEADER, IntakeError, parse_delivery, verify_signature
+from app.inbox.flows import SIGNATURE_HEADER, IntakeError, ParsedEvent, parse_delivery, verify_signature
 
 router = APIRouter()
 log = logging.getLogger(__name__)
+
+
+class Intake:
+    """Group commit of the deliveries: those arriving while a transaction is under way are
+    stored together in the next one (one commit, one fsync), and each is answered after
+    the commit that holds it. The worker is woken once per group. On a database error the
+    group's events are stored one by one, so that a bad one fails alone."""
+
+    def __init__(self, db: Database, wake_worker: Callable[[], None]):
+        self.db = db
+        self.wake_worker = wake_worker
+        self._queued: list[tuple[ParsedEvent, datetime, asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def store(self, event: ParsedEvent, now: datetime) -> service.Stored:
+        answer = asyncio.get_running_loop().create_future()
+        self._queued.append((event, now, answer))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_queued())
+        return await answer
+
+    async def _write_queued(self) -> None:
+        try:
+            while self._queued:
+                group, self._queued = self._queued, []
+                await self._write(group)
+                self.wake_worker()
+        finally:
+            self._writer = None
+
+    async def _write(self, group: list[tuple[ParsedEvent, datetime, asyncio.Future]]) -> None:
+        try:
+            stored = await run_in_threadpool(service.store_events, self.db, [(e, now) for e, now, _ in group])
+        except SQLAlchemyError as exc:
+            if len(group) > 1:
+                for one in group:
+                    await self._write([one])
+                return
+            stored = [exc]
+        except Exception as exc:  # a bug: every request of the group answers it (500)
+            stored = [exc] * len(group)
+        for (_, _, answer), result in zip(group, stored):
+            if not answer.done():  # its client may have gone
+                if isinstance(result, Exception):
+                    answer.set_exception(result)
+                else:
+                    answer.set_result(result)
+
+
+def _intake(app: FastAPI) -> Intake:
+    if not hasattr(app.state, "intake"):  # the event loop's thread only: no race
+        app.state.intake = Intake(app.state.ctx.db, app.state.wake_worker)
+    return app.state.intake
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -46,11 +103,10 @@ async def receive_redmine_webhook(request: Request) -> JSONResponse:
         log.info("webhook refusé (%s) : %s", exc.status, exc.message)
         return JSONResponse({"error": exc.message}, status_code=exc.status)
     try:
-        stored = await run_in_threadpool(service.store_event, ctx.db, event, ctx.clock.now())
+        stored = await _intake(request.app).store(event, ctx.clock.now())
     except SQLAlchemyError as exc:
         log.error("webhook non enregistré, base indisponible : %s", type(exc).__name__)
         return JSONResponse({"error": "base de données indisponible, renvoyer plus tard"}, status_code=503)
-    request.app.state.wake_worker()
     if stored.created:
         return JSONResponse({"status": "accepted", "event_id": stored.event_id}, status_code=202)
     return JSONResponse({"status": "duplicate", "event_id": stored.event_id}, status_code=200)

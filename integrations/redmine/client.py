@@ -93,6 +93,11 @@ class RedmineClient:
         self._url = settings.redmine_url.rstrip("/")
         self._ids: dict[str, dict[str, int]] | None = None
         self._service_user_id: int | None = None
+        self.requests_made = 0  # HTTP requests Redmine answered (benchmarks count them)
+        self._api.engine.session.hooks["response"].append(self._count_request)
+
+    def _count_request(self, response: requests.Response, *args, **kwargs) -> None:
+        self.requests_made += 1
 
     # --- low level -------------------------------------------------------------------
     def _request(self, method: str, path: str, what: str, params: dict | None = None, data: dict | None = None):

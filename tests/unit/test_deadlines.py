@@ -154,3 +154,29 @@ def test_two_syncs_adding_the_same_deadline_at_once_do_not_fail(ctx):
     for thread in threads:
         thread.join()
     assert errors == [] and states(ctx, 7) == [("C-26/revue-mensuelle", D45, DeadlineState.pending)]
+
+
+def test_a_batch_not_fired_within_half_its_lease_goes_back_to_the_store(ctx, monkeypatch):
+    """The claimed deadlines still unfired when half the lease has passed are released (the
+    lease never expires under a firer still holding them), then claimed again afresh."""
+    class Rules:
+        def wanted(self, ctx, issue):
+            return [Wanted("C-26/revue-mensuelle", NOW, "revue")]
+
+        def fire(self, ctx, issue, deadline, late):
+            return "revue"
+
+    for _ in range(3):
+        service.apply_wanted(ctx.db, ctx.redmine.add("Exécution").id, Rules().wanted(ctx, None), NOW)
+    claimed, claim_batch = [], service.claim_batch
+
+    def claiming(*args):
+        claimed.append(claim_batch(*args))
+        return claimed[-1]
+
+    monkeypatch.setattr(service, "claim_batch", claiming)
+    clock = iter([0, 0, 200])  # claimed at 0, first fired at 0, the second would start at 200 s (lease: 300 s)
+    monkeypatch.setattr(flows, "monotonic", lambda: next(clock, 1_000))
+    assert flows.tick(ctx, Rules()).fired == 3
+    assert [len(batch) for batch in claimed] == [3, 2, 0]
+    assert [d.attempts for d in claimed[1]] == [1, 1]  # released unfired: not counted as an attempt

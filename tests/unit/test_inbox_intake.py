@@ -124,3 +124,12 @@ def test_a_naive_sync_since_is_read_as_utc(tmp_path):
     ctx.settings = Settings(sync_since=new.updated_on.replace(tzinfo=None) - timedelta(microseconds=1))
     assert poll_once(ctx).queued == 1
     assert [e.issue_id for e in service.list_events(ctx.db)] == [new.id]
+
+
+def test_events_stored_together_each_get_their_own_answer(ctx):
+    earlier = service.store_event(ctx.db, parse_delivery(native(journal_id=1)), NOW)
+    group = [parse_delivery(native(journal_id=j)) for j in (2, 1, 2)]
+    new, again, repeated = service.store_events(ctx.db, [(event, NOW) for event in group])
+    assert new.created and not again.created and again.event_id == earlier.event_id
+    assert not repeated.created and repeated.event_id == new.event_id
+    assert len(service.list_events(ctx.db)) == 2

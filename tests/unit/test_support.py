@@ -117,3 +117,19 @@ def test_a_clock_started_at_an_instant_runs_from_it():
     first = clock.now()
     assert start <= first < start + timedelta(seconds=5)
     assert clock.now() >= first and not clock.is_fixed
+
+
+def test_letters_are_printed_on_a4():
+    import io
+
+    from docx import Document
+    from docx.shared import Mm
+
+    from app.letters import letters_docx
+
+    context = dict(owner_ref="PROP-7", mandate_number="M-1", tenant_ref="LOC-1", debt=Decimal("2450.50"),
+                   today=datetime(2027, 2, 18).date(), requested_on=datetime(2027, 1, 4).date(),
+                   provision=Decimal("1500"), days=45, due_on=datetime(2027, 2, 18).date())
+    content = letters_docx([("decheance_garantie", context)] * 2)
+    section = Document(io.BytesIO(content)).sections[0]
+    assert (round(section.page_width / Mm(1)), round(section.page_height / Mm(1))) == (210, 297)

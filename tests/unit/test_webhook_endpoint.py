@@ -99,3 +99,34 @@ def test_both_formats_of_one_change_are_stored_once(ctx):
     assert post(ctx, native, {}).status_code == 202
     assert post(ctx, plugin, {}).status_code == 200
     assert len(stored(ctx)) == 1
+
+
+def test_concurrent_deliveries_are_stored_together_and_a_failed_group_one_by_one(ctx, monkeypatch):
+    """Group commit: one transaction for the deliveries that arrive while one is written; if
+    it fails, each is stored alone, so that one bad event does not refuse the others."""
+    import asyncio
+
+    import httpx
+    from sqlalchemy.exc import OperationalError
+
+    groups = []
+    store_events = service.store_events
+
+    def failing_groups(db, events):
+        groups.append(len(events))
+        if len(events) > 1:
+            raise OperationalError("INSERT …", {}, Exception("a bad event among them"))
+        return store_events(db, events)
+
+    monkeypatch.setattr(service, "store_events", failing_groups)
+    bodies = [json.dumps({"type": "issue.updated", "data": {"issue": {"id": 5}, "journal": {"id": j}}}).encode()
+              for j in range(1, 21)]
+
+    async def deliver_all():
+        transport = httpx.ASGITransport(app=create_app(ctx))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await asyncio.gather(*(client.post("/webhooks/redmine", content=b) for b in bodies))
+
+    answers = asyncio.run(deliver_all())
+    assert [a.status_code for a in answers] == [202] * 20
+    assert len(stored(ctx)) == 20 and max(groups) > 1

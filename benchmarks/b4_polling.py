@@ -1,0 +1,140 @@
+"""B4 — polling: one `sync` (app.inbox.flows.poll_once through the REST RedmineClient) on a
+Redmine project of 5 000 issues of which 20 changed since the last poll: the HTTP requests
+the service makes to Redmine (RedmineClient.requests_made) and the time.
+
+The project (`bench-polling` in the local Redmine, scripts/redmine-local.sh) and its 5 000
+issues are made once, by rails runner, and reused by later runs. Each run: a fresh service
+database, a first sync from the newest issue (RECOUVREMENT_SYNC_SINCE, as at go-live) that
+sets the cursor, 20 issues changed over REST by a user, then the measured second sync.
+
+    python -m benchmarks.b4_polling
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from time import perf_counter
+
+import httpx
+
+from app.clock import Clock
+from app.config import Settings
+from app.context import Context
+from app.database import Database
+from app.inbox.flows import poll_once
+from benchmarks.common import print_table, sqlite_database, write_results
+from integrations.redmine.client import RedmineClient
+from tests.e2e.redmine_admin import RedmineAdmin, local_redmine_env, rails_runner
+
+NAME = "b4_polling"
+PROJECT = "bench-polling"
+ISSUES = 5_000
+CHANGED = 20
+TRACKER = "Tâche gestionnaire"
+USER = "claire.contentieux"  # the litigation clerk of the end-to-end tests
+
+# Issues inserted in bulk (no callbacks): roots of their own tree, as Issue#create makes them,
+# made one a minute until now (a project with history: each issue its own updated_on).
+CREATE_ISSUES = """
+project = Project.find_by!(identifier: ARGV[0])
+wanted, tracker, author = ARGV[1].to_i, Tracker.find_by!(name: ARGV[2]), User.find_by!(login: ARGV[3])
+count = Issue.where(project_id: project.id).count
+if count < wanted
+  status, priority = IssueStatus.where(is_closed: false).order(:position).first, IssuePriority.default
+  now = Time.now.utc
+  rows = (count + 1..wanted).map do |n|
+    at = now - (wanted - n) * 60
+    {project_id: project.id, tracker_id: tracker.id, status_id: status.id, priority_id: priority.id,
+     author_id: author.id, subject: "Volume #{n}", lock_version: 0, done_ratio: 0, is_private: false,
+     lft: 1, rgt: 2, start_date: at.to_date, created_on: at, updated_on: at}
+  end
+  rows.each_slice(1000) { |slice| Issue.insert_all(slice) }
+  Issue.where(project_id: project.id, root_id: nil).update_all("root_id = id")
+end
+puts Issue.where(project_id: project.id).count
+"""
+
+
+def wait_for_redmine(seconds: float = 180) -> dict[str, str]:
+    """The local Redmine's env once it answers (another developer's tests may restart it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        env = local_redmine_env()
+        try:
+            httpx.get(f"{env['REDMINE_URL']}/login", timeout=5).raise_for_status()
+            return env
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(3)
+
+
+def ensure_project(admin: RedmineAdmin) -> int:
+    """The project with ISSUES issues, made if absent; its issue count."""
+    if admin.http.get(f"/projects/{PROJECT}.json").status_code == 404:
+        admin.new_project(PROJECT, "recouvrement", [admin.person(USER, "Claire", "Contentieux")])
+    return int(rails_runner(CREATE_ISSUES, PROJECT, str(ISSUES), TRACKER, USER).split()[-1])
+
+
+def newest_change(admin: RedmineAdmin) -> datetime:
+    found = admin.http.get("/issues.json", params={"project_id": PROJECT, "status_id": "*", "sort": "updated_on:desc",
+                                                  "limit": 1}).json()["issues"][0]
+    return datetime.fromisoformat(found["updated_on"].replace("Z", "+00:00"))
+
+
+def change_issues(admin: RedmineAdmin, issues: int) -> list[int]:
+    """CHANGED issues spread over the project, each given a note by the user."""
+    changed = []
+    for n in range(CHANGED):
+        found = admin.http.get("/issues.json", params={"project_id": PROJECT, "status_id": "*", "sort": "id",
+                                                      "limit": 1, "offset": n * (issues // CHANGED)}).json()
+        changed.append(found["issues"][0]["id"])
+        admin.update_issue(changed[-1], as_user=USER, notes="Relance téléphonique faite (benchmark B4).")
+    return changed
+
+
+def sync(ctx: Context) -> dict:
+    before = ctx.redmine.requests_made
+    started = perf_counter()
+    report = poll_once(ctx)
+    return {"seconds": round(perf_counter() - started, 3), "requests": ctx.redmine.requests_made - before,
+            "changed": report.changed, "read": report.read, "queued": report.queued}
+
+
+def main() -> int:
+    env = wait_for_redmine()
+    admin = RedmineAdmin(env["REDMINE_URL"], env["REDMINE_ADMIN_KEY"])
+    started = perf_counter()
+    issues = ensure_project(admin)
+    setup = perf_counter() - started
+    with sqlite_database() as database_url:
+        settings = Settings(redmine_url=env["REDMINE_URL"], redmine_api_key=env["REDMINE_SERVICE_KEY"],
+                            database_url=database_url, project=PROJECT, sync_since=newest_change(admin))
+        db = Database(database_url)
+        db.migrate()
+        ctx = Context(settings=settings, clock=Clock(), db=db, redmine=RedmineClient(settings))
+        first = sync(ctx)
+        changed = change_issues(admin, issues)
+        second = sync(ctx)
+        db.engine.dispose()
+    # Proportional to the changes: one page of the list per 100 changed issues, one read each.
+    target = CHANGED + (CHANGED // 100 + 1)
+    met = second["requests"] <= target and second["queued"] == CHANGED
+    print_table(f"B4 one sync: {issues:,} issues in {PROJECT}, {CHANGED} changed since the last poll "
+                f"(target ≤ {target} requests: the changed ones, not the {issues:,})",
+                ["sync", "requests", "seconds", "listed", "read", "queued"],
+                [["first (cursor set)", first["requests"], first["seconds"], first["changed"], first["read"],
+                  first["queued"]],
+                 [f"second ({CHANGED} changed)", second["requests"], second["seconds"], second["changed"],
+                  second["read"], second["queued"]]])
+    print(f"target met: {'yes' if met else 'NO'}; project ready in {setup:.1f} s")
+    write_results(NAME, {"project": PROJECT, "issues": issues, "changed_issue_ids": changed,
+                         "setup_seconds": round(setup, 1), "first_sync": first, "second_sync": second,
+                         "target": {"max_requests": target}, "target_met": met})
+    return 0 if second["queued"] == CHANGED else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
