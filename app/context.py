@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from app.clock import Clock
 from app.config import Settings
 from app.database import Database
 from integrations.redmine.interface import Redmine
+from integrations.redmine.scope import RedmineScope
 
 
 @dataclass
@@ -24,6 +25,14 @@ class Context:
         if name not in self._principals:
             self._principals[name] = self.redmine.principal_id(name)
         return self._principals[name]
+
+
+def in_one_view(ctx: Context) -> tuple[Context, RedmineScope]:
+    """The context for one unit of work (an event, a deadline's firing) and its view of
+    Redmine (``integrations/redmine/scope.py``): call ``verify()`` on the view once the work
+    has written what it writes."""
+    scope = RedmineScope(ctx.redmine, ctx.settings.fields.operation_key)
+    return replace(ctx, redmine=scope), scope
 
 
 def build_context(settings: Settings, now: datetime | None = None) -> Context:

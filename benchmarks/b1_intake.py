@@ -5,26 +5,26 @@ latency, and every distinct delivery stored exactly once (rows of inbox_events).
 What is measured is intake alone: the service's Redmine is a local socket that accepts
 connections and never answers, so the worker, woken by the first delivery, waits on it for
 the whole run and takes no CPU (later deliveries still wake it, as in production when it is
-busy). The load generator (httpx, one thread and connection per concurrent sender) runs on
-the same 2 cores; warm-up deliveries before each level are stored but not measured.
+busy). The load generator — asyncio, one kept-alive connection per concurrent sender, the
+requests written out beforehand — runs on the same 2 cores, as light as it can be so that
+the service gets them; warm-up deliveries before each level are stored but not measured.
 
     python -m benchmarks.b1_intake
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import socket
 import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import count
 from time import perf_counter
 
-import httpx
 from sqlalchemy import create_engine, func, select
 
 from app.inbox.models import InboxEvent
@@ -60,37 +60,46 @@ def deliveries(journals: Iterator[int], n: int) -> list[tuple[bytes, dict]]:
 
 
 def deliver(url: str, signed: list[tuple[bytes, dict]], concurrency: int, server_pid: int) -> dict:
-    """Post every delivery from ``concurrency`` threads, each with its own kept-alive
-    connection (httpx); with the CPU time the service used per delivery."""
-    pending = iter(signed)
-    taking = threading.Lock()
+    """Post every delivery from ``concurrency`` senders, each with its own kept-alive
+    connection; with the CPU time the service used per delivery."""
+    host, port = url.removeprefix("http://").split(":")
+    pending = iter([_request(host, body, headers) for body, headers in signed])
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
 
-    def sender() -> None:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            while True:
-                with taking:
-                    delivery = next(pending, None)
-                if delivery is None:
-                    return
-                started = perf_counter()
-                response = client.post("/webhooks/redmine", content=delivery[0], headers=delivery[1])
-                latencies.append(perf_counter() - started)
-                statuses[response.status_code] += 1
+    async def sender() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        for request in pending:
+            started = perf_counter()
+            writer.write(request)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            latencies.append(perf_counter() - started)
+            statuses[status] += 1
+        writer.close()
 
-    senders = [threading.Thread(target=sender) for _ in range(concurrency)]
+    async def all_senders() -> None:
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+
     started, cpu = perf_counter(), cpu_seconds(server_pid)
-    for thread in senders:
-        thread.start()
-    for thread in senders:
-        thread.join()
+    asyncio.run(all_senders())
     seconds, cpu = perf_counter() - started, cpu_seconds(server_pid) - cpu
     return {"concurrency": concurrency, "requests": len(signed), "seconds": round(seconds, 3),
             "acks_per_second": round(statuses[202] / seconds, 1),
             "p50_ms": round(percentile(latencies, 50) * 1000, 2), "p99_ms": round(percentile(latencies, 99) * 1000, 2),
             "max_ms": round(max(latencies) * 1000, 2), "service_cpu_ms": round(cpu / len(signed) * 1000, 2),
             "statuses": dict(statuses)}
+
+
+def _request(host: str, body: bytes, headers: dict) -> bytes:
+    """The HTTP/1.1 request, written out once before the clock starts."""
+    lines = [b"POST /webhooks/redmine HTTP/1.1", f"Host: {host}".encode(), f"Content-Length: {len(body)}".encode()]
+    lines += [f"{name}: {value}".encode() for name, value in headers.items()]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
 def stored_events(database_url: str) -> int:

@@ -16,7 +16,7 @@ from time import monotonic
 from typing import Protocol
 
 from app.calendar import paris_date
-from app.context import Context
+from app.context import Context, in_one_view
 from app.deadlines import service
 from app.deadlines.models import Deadline
 from app.deadlines.service import Wanted
@@ -117,16 +117,20 @@ def fire_one(ctx: Context, rules: DeadlineRules, deadline: Deadline) -> Outcome:
     failure puts it back, to be tried again later."""
     settings = ctx.settings.deadlines
     now = ctx.clock.now()
+    ctx, view = in_one_view(ctx)
     try:
         issue = ctx.redmine.get_issue(deadline.issue_id)
         wanted = rules.wanted(ctx, issue)
         if not any((w.kind, w.due_at) == (deadline.kind, deadline.due_at) for w in wanted):
             _store_and_show(ctx, issue, wanted)
+            view.verify()
             return Outcome.skipped
         late = now - deadline.due_at > timedelta(minutes=settings.late_after_minutes)
         result = rules.fire(ctx, issue, deadline, late)
+        view.verify()  # fired only once Redmine is seen to hold it all
         service.mark_fired(ctx.db, deadline.id, result, now)
         sync(ctx, rules, ctx.redmine.get_issue(deadline.issue_id))  # the next one, if any
+        view.verify()
         log.info("échéance %s du ticket #%s déclenchée : %s", deadline.kind, deadline.issue_id, result)
         return Outcome.fired
     except RedmineNotFound:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, or_, select, true, update
+from sqlalchemy import bindparam, case, or_, select, true, update
 
-from app.database import Database, insert_for
+from app.database import Database, UTCDateTime, insert_for
 from app.deadlines.models import Deadline, DeadlineState
 
 ACTIVE = (DeadlineState.pending, DeadlineState.firing)
@@ -39,6 +39,9 @@ class Applied:
     upcoming: Upcoming | None  # the ticket's next pending (or firing) deadline
 
 
+_OF_ISSUE = select(Deadline).where(Deadline.issue_id == bindparam("issue_id"))
+
+
 def apply_wanted(db: Database, issue_id: int, wanted: list[Wanted], now: datetime) -> Applied:
     """Make the store match what the ticket calls for now: new deadlines pending, those no
     longer called for cancelled (or superseded by another due instant of the same kind),
@@ -47,7 +50,7 @@ def apply_wanted(db: Database, issue_id: int, wanted: list[Wanted], now: datetim
     wanted_keys = {(w.kind, w.due_at): w for w in wanted}
     wanted_kinds = {w.kind for w in wanted}
     with db.session() as session:
-        rows = {(r.kind, r.due_at): r for r in session.scalars(select(Deadline).where(Deadline.issue_id == issue_id))}
+        rows = {(r.kind, r.due_at): r for r in session.scalars(_OF_ISSUE, {"issue_id": issue_id})}
         for key, row in rows.items():
             if row.state in ACTIVE and key not in wanted_keys:
                 row.state = DeadlineState.superseded if row.kind in wanted_kinds else DeadlineState.cancelled
@@ -107,12 +110,6 @@ def claim_batch(db: Database, now: datetime, lease_seconds: int, limit: int) -> 
         return []
 
 
-def claim_due(db: Database, now: datetime, lease_seconds: int) -> Deadline | None:
-    """Take one due deadline (see ``claim_batch``)."""
-    claimed = claim_batch(db, now, lease_seconds, 1)
-    return claimed[0] if claimed else None
-
-
 def unclaim(db: Database, claimed: list[Deadline]) -> None:
     """Claimed deadlines left unfired: back to pending (unless no longer under this claim's
     lease), for the next scan."""
@@ -123,11 +120,17 @@ def unclaim(db: Database, claimed: list[Deadline]) -> None:
                         .values(state=DeadlineState.pending, lease_until=None, attempts=TABLE.attempts - 1))
 
 
+# Statements run once per deadline, built once (building one costs more than running it).
+_MARK_FIRED = (update(Deadline.__table__).where(TABLE.id == bindparam("deadline_id"), TABLE.state == DeadlineState.firing)
+               .values(state=DeadlineState.fired, fired_at=bindparam("now", type_=UTCDateTime()),
+                       result=bindparam("result"), lease_until=None, last_error=None))
+_FIRED_OF_ISSUE = (select(Deadline).where(Deadline.issue_id == bindparam("issue_id"),
+                                          Deadline.state == DeadlineState.fired).order_by(Deadline.due_at))
+
+
 def mark_fired(db: Database, deadline_id: int, result: str, now: datetime) -> None:
     with db.session() as session:
-        session.execute(update(Deadline.__table__).where(TABLE.id == deadline_id, TABLE.state == DeadlineState.firing)
-                        .values(state=DeadlineState.fired, fired_at=now, result=result[:4000],
-                                lease_until=None, last_error=None))
+        session.execute(_MARK_FIRED, {"deadline_id": deadline_id, "now": now, "result": result[:4000]})
 
 
 def release(db: Database, deadline_id: int, error: str, retry_at: datetime) -> None:
@@ -141,10 +144,7 @@ def release(db: Database, deadline_id: int, error: str, retry_at: datetime) -> N
 def fired_kinds(db: Database, issue_id: int) -> dict[str, Deadline]:
     """The latest fired deadline of each kind of the issue."""
     with db.session() as session:
-        rows = session.scalars(select(Deadline).where(Deadline.issue_id == issue_id,
-                                                      Deadline.state == DeadlineState.fired)
-                               .order_by(Deadline.due_at))
-        return {row.kind: row for row in rows}
+        return {row.kind: row for row in session.scalars(_FIRED_OF_ISSUE, {"issue_id": issue_id})}
 
 
 def listing(db: Database, overdue_at: datetime | None = None) -> list[Deadline]:

@@ -4,12 +4,12 @@ and decide what a failure means (retry with backoff, or failed for a human to lo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.exc import OperationalError
 
-from app.context import Context
+from app.context import Context, in_one_view
 from app.inbox import service
 from app.inbox.models import InboxEvent
 from app.bailiff.flows import reconcile_bailiff_file
@@ -28,7 +28,6 @@ from app.titles.flows import reconcile_contested_injunction, reconcile_title
 from app.writeoffs.flows import RULES as WRITEOFF_DEADLINES
 from app.writeoffs.flows import reconcile_writeoff
 from integrations.redmine.interface import Issue, RedmineNotFound, RedmineUnavailable
-from integrations.redmine.scope import RedmineScope
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +45,9 @@ def deadline_rules(settings: Settings) -> deadlines.ByTracker:
 def process_issue(ctx: Context, issue_id: int) -> str:
     """Re-read the issue (the event is only a hint) and run the flow of its tracker, in one
     view of Redmine (each issue read once, every write read back once, at the end)."""
-    scope = RedmineScope(ctx.redmine, ctx.settings.fields.operation_key)
-    result = _process_issue(replace(ctx, redmine=scope), issue_id)
-    scope.verify()
+    viewed, view = in_one_view(ctx)
+    result = _process_issue(viewed, issue_id)
+    view.verify()
     return result
 
 

@@ -153,18 +153,24 @@ class Expected:
                     or self.dates or self.status or self.attachments)
 
     def check(self, issue: Issue) -> None:
-        """Raise RedmineWriteIgnored, saying what, unless the issue as read holds it all."""
+        """Raise RedmineWriteIgnored, saying what, unless the issue as read holds it all — or
+        its journals show the value was written, then changed again (another user, another
+        replica): Redmine did not ignore it."""
+        def kept(name: str, wanted: object, found: object) -> bool:
+            return found == wanted or any(c.name == name and (c.new or "") == str(wanted)
+                                          for journal in issue.journals for c in journal.changes)
+
         problems = []
-        if self.parent_id is not None and issue.parent_id != self.parent_id:
+        if self.parent_id is not None and not kept("parent_id", self.parent_id, issue.parent_id):
             problems.append(f"parent #{self.parent_id} demandé, #{issue.parent_id} relu "
                             "(permission « gérer les sous-tâches » ?)")
-        if self.assigned_to_id is not None and issue.assigned_to_id != self.assigned_to_id:
+        if self.assigned_to_id is not None and not kept("assigned_to_id", self.assigned_to_id, issue.assigned_to_id):
             problems.append(f"assigné {self.assigned_to_id} demandé, {issue.assigned_to_id} relu")
         for name, value in self.dates.items():
-            if getattr(issue, name) != value:
+            if not kept(name, value.isoformat(), (getattr(issue, name) or date.min).isoformat()):
                 problems.append(f"{name} {value} demandé, {getattr(issue, name)} relu")
         for name, value in self.custom_fields.items():
-            if issue.field(name) != value:
+            if not kept(name, value, issue.field(name)):
                 problems.append(f"champ « {name} » : « {value} » demandé, « {issue.field(name)} » relu")
         if self.status is not None and issue.status != self.status:
             problems.append(f"statut « {self.status} » demandé, « {issue.status} » relu (workflow ?)")

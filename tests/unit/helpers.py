@@ -78,3 +78,11 @@ def deliver(ctx, issue_id, journal_id=None, event_type="issue.updated"):
 def event(ctx, event_id) -> InboxEvent:
     with ctx.db.session() as session:
         return session.get(InboxEvent, event_id)
+
+
+def claim_one(db, now, lease_seconds):
+    """One due deadline claimed, as a scheduler's batch of one; None when none is due."""
+    from app.deadlines.service import claim_batch
+
+    claimed = claim_batch(db, now, lease_seconds, 1)
+    return claimed[0] if claimed else None

@@ -14,7 +14,7 @@ from app.litigation.deadlines import RULES, review_due_on
 from app.litigation.flows import reconcile_litigation
 from app.processing.flows import process_issue
 from integrations.redmine.interface import RedmineUnavailable
-from tests.unit.helpers import GESTIONNAIRE, NOW, add_litigation, add_register
+from tests.unit.helpers import GESTIONNAIRE, NOW, add_litigation, add_register, claim_one
 
 D45 = datetime(2027, 2, 18, 7, 0, tzinfo=UTC)  # 18/02/2027 08:00 Paris, D = 04/01/2027
 
@@ -44,11 +44,11 @@ def test_the_store_follows_the_ticket(ctx):
 
 def test_a_due_deadline_is_claimed_by_one_firer_and_retaken_after_a_crash(ctx):
     service.apply_wanted(ctx.db, 1, [Wanted("C-26/revue-mensuelle", NOW, "x")], NOW)
-    first = service.claim_due(ctx.db, NOW, 300)
-    assert first is not None and service.claim_due(ctx.db, NOW, 300) is None  # a second scheduler gets nothing
+    first = claim_one(ctx.db, NOW, 300)
+    assert first is not None and claim_one(ctx.db, NOW, 300) is None  # a second scheduler gets nothing
     # The first firer dies: the lease expires and the deadline is taken again.
-    assert service.claim_due(ctx.db, NOW + timedelta(seconds=299), 300) is None
-    again = service.claim_due(ctx.db, NOW + timedelta(seconds=301), 300)
+    assert claim_one(ctx.db, NOW + timedelta(seconds=299), 300) is None
+    again = claim_one(ctx.db, NOW + timedelta(seconds=301), 300)
     assert again.id == first.id and again.attempts == 2
 
 

@@ -69,6 +69,17 @@ def test_a_write_redmine_dropped_is_caught_by_the_read_back(redmine):
         scope.verify()
 
 
+def test_a_value_written_then_changed_by_someone_else_is_no_ignored_write(redmine):
+    """Another replica or a user changed the field between the write and its read-back:
+    the journals show the write happened, so it is not reported as ignored."""
+    lit = add_litigation(redmine)
+    scope = RedmineScope(redmine, OPERATION_KEY)
+    scope.update_issue(lit.id, custom_fields={"Échéance": "2027-02-18"}, assigned_to_id=7)
+    redmine.edit(lit.id, user_id=CLERK, **{"Échéance": ""})
+    redmine.update_issue(lit.id, assigned_to_id=8)
+    scope.verify()
+
+
 def test_a_status_change_is_read_again_and_that_read_is_its_proof(redmine):
     lit = add_litigation(redmine)
     scope = RedmineScope(redmine, OPERATION_KEY)

@@ -13,7 +13,7 @@ from app.deadlines.service import Wanted
 from app.inbox import service as inbox
 from app.leadership import service as leases
 from app.leadership.flows import Leadership
-from tests.unit.helpers import NOW, deliver
+from tests.unit.helpers import NOW, claim_one, deliver
 
 
 def test_one_holder_renewals_and_takeover_after_expiry(ctx):
@@ -110,7 +110,7 @@ def test_firers_on_several_engines_claim_each_due_deadline_once(ctx):
 
     def replica() -> None:
         db = Database(ctx.db.url)
-        while (deadline := deadlines.claim_due(db, NOW, 300)) is not None:
+        while (deadline := claim_one(db, NOW, 300)) is not None:
             with lock:
                 taken.append(deadline.issue_id)
             deadlines.mark_fired(db, deadline.id, "ok", NOW)

@@ -119,17 +119,21 @@ def test_a_clock_started_at_an_instant_runs_from_it():
     assert clock.now() >= first and not clock.is_fixed
 
 
-def test_letters_are_printed_on_a4():
+def test_letters_are_printed_on_a4_and_keep_every_character_typed():
     import io
 
     from docx import Document
     from docx.shared import Mm
 
-    from app.letters import letters_docx
+    from app.letters import letter_text, letters_docx
 
-    context = dict(owner_ref="PROP-7", mandate_number="M-1", tenant_ref="LOC-1", debt=Decimal("2450.50"),
+    context = dict(owner_ref="SCI <Les Tilleuls> & Fils\x0b", mandate_number="M-1", tenant_ref="LOC-1", debt=Decimal("2450.50"),
                    today=datetime(2027, 2, 18).date(), requested_on=datetime(2027, 1, 4).date(),
                    provision=Decimal("1500"), days=45, due_on=datetime(2027, 2, 18).date())
     content = letters_docx([("decheance_garantie", context)] * 2)
-    section = Document(io.BytesIO(content)).sections[0]
+    document = Document(io.BytesIO(content))
+    section = document.sections[0]
     assert (round(section.page_width / Mm(1)), round(section.page_height / Mm(1))) == (210, 297)
+    titles = [p for p in document.paragraphs if p.style.name == "Heading 1"]
+    assert [t.text for t in titles] == ["Déchéance de garantie – décharge de responsabilité"] * 2
+    assert "Propriétaire : SCI <Les Tilleuls> & Fils\n" in letter_text(content)  # escaped, control char dropped
