@@ -7,19 +7,17 @@ import json
 import os
 import platform
 import resource
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 from sqlalchemy import create_engine, text
+
+from tests.e2e.processes import Replica
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -54,12 +52,6 @@ DATABASES = {"sqlite": sqlite_database, "postgresql": postgres_database}
 
 
 # --- the service as a process ---------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def service_env(**values: str) -> dict[str, str]:
     """This process's environment without its RECOUVREMENT_* settings, plus ``values``."""
     return {k: v for k, v in os.environ.items() if not k.startswith("RECOUVREMENT_")} | {
@@ -68,36 +60,13 @@ def service_env(**values: str) -> dict[str, str]:
 
 @contextmanager
 def serve(env: dict[str, str], stop_seconds: float = 30) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`recouvrement serve` on a free port of 127.0.0.1: (its URL, the process); its output
-    goes to a temporary log, shown if it does not start. Stopped with SIGTERM, killed if it
-    has not exited ``stop_seconds`` later."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT,
-                                   env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        try:
-            deadline = time.monotonic() + 60
-            while not _healthy(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"recouvrement serve did not start:\n{log.read()[-3000:]}")
-                time.sleep(0.2)
-            yield url, process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=stop_seconds)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _healthy(url: str) -> bool:
+    """`recouvrement serve` as the tests run it (``tests/e2e/processes.Replica``): its URL
+    and process; stopped with SIGTERM, killed if still there ``stop_seconds`` later."""
+    replica = Replica(env).wait_up()
     try:
-        return httpx.get(f"{url}/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+        yield replica.url, replica.process
+    finally:
+        replica.stop(stop_seconds)
 
 
 # --- figures --------------------------------------------------------------------------

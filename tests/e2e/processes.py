@@ -62,10 +62,15 @@ class Replica:
         os.kill(self.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
-    def stop(self) -> str:
+    def stop(self, seconds: float = 30) -> str:
+        """SIGTERM (a clean stop: the lease given back), then SIGKILL after ``seconds``."""
         if self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=seconds)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         return self.output()
 
     def output(self) -> str:

@@ -16,6 +16,22 @@ from app.leadership.flows import Leadership
 from tests.unit.helpers import NOW, claim_one, deliver
 
 
+def as_replicas(ctx, count: int, work) -> None:
+    """``work(db, n)`` in ``count`` threads at once, each with its own engine (a replica)."""
+    def replica(n: int) -> None:
+        db = Database(ctx.db.url)
+        try:
+            work(db, n)
+        finally:
+            db.engine.dispose()
+
+    threads = [threading.Thread(target=replica, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def test_one_holder_renewals_and_takeover_after_expiry(ctx):
     assert leases.acquire(ctx.db, "scheduler", "a", NOW, 30) == NOW + timedelta(seconds=30)
     assert leases.acquire(ctx.db, "scheduler", "b", NOW + timedelta(seconds=29), 30) is None
@@ -54,18 +70,12 @@ def test_racing_replicas_get_one_lease(ctx):
     winners = []
     start = threading.Barrier(8)
 
-    def replica(name: str) -> None:
-        db = Database(ctx.db.url)
+    def race(db: Database, n: int) -> None:
         start.wait()
-        if leases.acquire(db, "scheduler", name, NOW, 30):
-            winners.append(name)
-        db.engine.dispose()
+        if leases.acquire(db, "scheduler", f"r{n}", NOW, 30):
+            winners.append(f"r{n}")
 
-    threads = [threading.Thread(target=replica, args=(f"r{i}",)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    as_replicas(ctx, 8, race)
     assert len(winners) == 1 and leases.current(ctx.db, "scheduler").holder == winners[0]
 
 
@@ -78,8 +88,7 @@ def test_workers_on_several_engines_claim_each_event_once_and_in_order_per_issue
     in_flight: set[int] = set()
     overlaps = []
 
-    def replica() -> None:
-        db = Database(ctx.db.url)
+    def work(db: Database, _: int) -> None:
         while (event := inbox.claim_next(db, NOW, 300)) is not None:
             with lock:
                 if event.issue_id in in_flight:
@@ -89,13 +98,8 @@ def test_workers_on_several_engines_claim_each_event_once_and_in_order_per_issue
             inbox.finish(db, event.id, "ok", NOW)
             with lock:
                 in_flight.discard(event.issue_id)
-        db.engine.dispose()
 
-    threads = [threading.Thread(target=replica) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    as_replicas(ctx, 4, work)
     assert overlaps == []
     assert sorted(i for events in claimed.values() for i in events) == sorted(ids)
     assert all(events == sorted(events) for events in claimed.values())
@@ -108,17 +112,11 @@ def test_firers_on_several_engines_claim_each_due_deadline_once(ctx):
     taken: list[int] = []
     lock = threading.Lock()
 
-    def replica() -> None:
-        db = Database(ctx.db.url)
+    def fire(db: Database, _: int) -> None:
         while (deadline := claim_one(db, NOW, 300)) is not None:
             with lock:
                 taken.append(deadline.issue_id)
             deadlines.mark_fired(db, deadline.id, "ok", NOW)
-        db.engine.dispose()
 
-    threads = [threading.Thread(target=replica) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    as_replicas(ctx, 4, fire)
     assert sorted(taken) == list(range(1, 41))
