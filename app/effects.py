@@ -7,8 +7,9 @@ workers never duplicate a note or a ticket:
 - a ticket carries its operation key in the ``Clé d'opération`` custom field (used as a
   filter) and is not created when Redmine already holds one with that key. A ticket made
   under a parent gets its parent in the very request that creates it, so it is among that
-  parent's children: when they are all known already (none, or just read or created),
-  they are the answer; otherwise Redmine is searched by key.
+  parent's children: when the parent and those children are known already (read or created
+  in this view of Redmine), they are the answer — no request; otherwise Redmine is searched
+  by key.
 """
 
 from __future__ import annotations
@@ -69,9 +70,9 @@ def note_to_author(ctx: Context, issue: Issue, key: str, text: str, **changes) -
 def find_operation(ctx: Context, tracker: str, key: str, parent_id: int | None = None) -> list[Issue]:
     """The tickets of that tracker with this operation key (made under ``parent_id``)."""
     field = ctx.settings.fields.operation_key
-    if parent_id is not None:
-        siblings = [ctx.redmine.already_read(c.id) for c in ctx.redmine.get_issue(parent_id).children
-                    if c.tracker == tracker]
+    parent = ctx.redmine.already_read(parent_id) if parent_id is not None else None
+    if parent is not None:
+        siblings = [ctx.redmine.already_read(c.id) for c in parent.children if c.tracker == tracker]
         if all(siblings):
             return [s for s in siblings if s.field(field) == key]
     return ctx.redmine.find_issues(tracker, field, key)

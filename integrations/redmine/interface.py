@@ -167,7 +167,7 @@ class Expected:
         if self.assigned_to_id is not None and not kept("assigned_to_id", self.assigned_to_id, issue.assigned_to_id):
             problems.append(f"assigné {self.assigned_to_id} demandé, {issue.assigned_to_id} relu")
         for name, value in self.dates.items():
-            if not kept(name, value.isoformat(), (getattr(issue, name) or date.min).isoformat()):
+            if not kept(name, value, getattr(issue, name)):
                 problems.append(f"{name} {value} demandé, {getattr(issue, name)} relu")
         for name, value in self.custom_fields.items():
             if not kept(name, value, issue.field(name)):

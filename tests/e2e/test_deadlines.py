@@ -3,13 +3,11 @@ Redmine, time driven by `recouvrement sync/tick --now` (no test sleeps)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import datetime
 
 from app.calendar import add_months, paris_date
 from app.letters import letter_text
-from tests.e2e.redmine_admin import ROOT, field
+from tests.e2e.redmine_admin import field
 from tests.e2e.test_litigation_opening import open_file
 
 D = "2027-01-04"  # provision requested (a Monday); D+45 = 2027-02-18
@@ -181,7 +179,7 @@ def test_c26_monthly_review_fires_once_for_missed_months_then_moves_on(admin, se
 
 def test_serve_started_after_the_due_instant_catches_up_once(admin, service, clerk, gestionnaire):
     """The service was down across D+45; `serve` (clock set by RECOUVREMENT_NOW) fires it at start, late."""
-    from tests.e2e.processes import free_port, wait_for
+    from tests.e2e.processes import Replica, wait_for
 
     mandate, _, lit = opened(admin, service, clerk, gestionnaire)
     set_fields(admin, lit["id"], **{"Date de demande de provision": D})
@@ -189,13 +187,11 @@ def test_serve_started_after_the_due_instant_catches_up_once(admin, service, cle
 
     env = service.env | {"RECOUVREMENT_NOW": "2027-02-20T09:00:00+01:00",
                          "RECOUVREMENT_WORKER__POLL_INTERVAL_SECONDS": "3600"}
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(free_port())], cwd=ROOT,
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    replica = Replica(env)
     try:
         wait_for(lambda: len(mandate_losses(admin, service, mandate)) == 1, 60, "rattrapage au démarrage")
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        replica.stop()
     [note] = [n for n in admin.notes(lit["id"]) if "dépassée sans réception des fonds" in n]
     assert "traitée en retard, le 20/02/2027" in note
     assert "0 déclenchée" in service.cli("tick", "--now", "2027-02-20T09:00:00+01:00").stdout

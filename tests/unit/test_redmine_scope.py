@@ -94,6 +94,7 @@ def test_a_ticket_created_under_a_read_parent_is_known_without_a_search(redmine)
     lit = add_litigation(redmine)
     scope = RedmineScope(redmine, OPERATION_KEY)
     ctx = make_context_with(scope)
+    scope.get_issue(lit.id)
     new = NewIssue("Demande de fonds", "Demande", "…", parent_id=lit.id)
     first, created = ensure_ticket(ctx, "C-6/demande-fonds/1", new)
     again, created_again = ensure_ticket(ctx, "C-6/demande-fonds/1", new)
@@ -109,9 +110,17 @@ def test_a_child_of_the_tracker_not_yet_read_means_a_search(redmine):
                         **{OPERATION_KEY: "C-6/demande-fonds/1"})
     scope = RedmineScope(redmine, OPERATION_KEY)
     ctx = make_context_with(scope)
+    scope.get_issue(lit.id)
     assert find_operation(ctx, "Demande de fonds", "C-6/demande-fonds/1", lit.id)[0].id == moved.id
     assert redmine.reads == [f"get {lit.id}", "find Demande de fonds C-6/demande-fonds/1"]
 
 
 def make_context_with(redmine) -> Context:
     return Context(settings=Settings(), clock=Clock(), db=None, redmine=redmine)
+
+
+def test_a_parent_not_read_in_this_view_means_a_search(redmine):
+    """A plain client keeps nothing: no read of the parent just to spare a search."""
+    lit = add_litigation(redmine)
+    assert find_operation(make_context_with(redmine), "Demande de fonds", "C-6/demande-fonds/1", lit.id) == []
+    assert redmine.reads == ["find Demande de fonds C-6/demande-fonds/1"]
