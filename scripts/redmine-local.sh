@@ -101,7 +101,8 @@ runner() { (cd "$REDMINE_ROOT" && bundle exec rails runner -e production "$@"); 
 
 provision() {
   (cd "$HERE" && "$PY" -m app.cli redmine spec) >"$STATE/schema.json.new"
-  local stamp; stamp=$(cat "$STATE/schema.json.new" "$HERE/integrations/redmine/provision.rb" | sha256sum | cut -c1-16)
+  local stamp; stamp=$(cat "$STATE/schema.json.new" "$HERE/integrations/redmine/provision.rb" "$HERE/scripts/redmine-local.sh" \
+    | sha256sum | cut -c1-16)
   if [ -f "$STATE/env" ] && [ "$(cat "$STATE/provisioned" 2>/dev/null)" = "$stamp" ] && keys_work; then return; fi
   mv "$STATE/schema.json.new" "$STATE/schema.json"
   log "provisionnement du schéma…"
@@ -109,8 +110,11 @@ provision() {
     || { tail -30 "$STATE/provision.log" >&2; exit 1; }
   local service_key admin_key
   service_key=$(sed -n 's/^SERVICE_API_KEY=//p' "$STATE/provision.log")
-  # A French office's Redmine speaks French (local Redmine only; provision.rb leaves it).
-  admin_key=$(runner 'Setting.default_language = "fr"; puts User.find_by_login("admin").api_key' 2>/dev/null | tail -1)
+  # Local Redmine only (provision.rb leaves these): French, as a French office's; no e-mail
+  # notifications — their delivery jobs run in threads of the Redmine process and lock its
+  # SQLite file under a request ("database is locked", a 500).
+  admin_key=$(runner 'Setting.default_language = "fr"; Setting.notified_events = []; puts User.find_by_login("admin").api_key' \
+    2>/dev/null | tail -1)
   umask 077
   printf 'REDMINE_URL=http://127.0.0.1:%s\nREDMINE_ADMIN_KEY=%s\nREDMINE_SERVICE_KEY=%s\n' \
     "$(port)" "$admin_key" "$service_key" >"$STATE/env"
