@@ -27,7 +27,7 @@ from app.cancellations.request import (
 )
 from app.context import Context
 from app.deadlines.models import Deadline
-from app.deadlines.service import Wanted
+from app.deadlines.service import Fired, Wanted
 from app.effects import digest, note_once, note_to_author
 from app.templates import render
 from integrations.redmine.interface import Issue
@@ -181,7 +181,7 @@ class CancellationDeadlines:
     """The ``DeadlineRules`` of fee cancellations: no decision by the end of the 8th working
     day → the litigation manager is told and the ticket flagged ``Hors délai``."""
 
-    def wanted(self, ctx: Context, issue: Issue) -> list[Wanted]:
+    def wanted(self, ctx: Context, issue: Issue, fired: Fired) -> list[Wanted]:
         s = ctx.settings
         if issue.closed or issue.field(s.fields.decision):
             return []

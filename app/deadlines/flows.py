@@ -19,15 +19,17 @@ from app.calendar import paris_date
 from app.context import Context, in_one_view
 from app.deadlines import service
 from app.deadlines.models import Deadline
-from app.deadlines.service import Wanted
+from app.deadlines.service import Fired, Wanted
 from integrations.redmine.interface import Issue, RedmineNotFound, RedmineUnavailable
+from integrations.redmine.scope import RedmineScope
 
 log = logging.getLogger(__name__)
 
 
 class DeadlineRules(Protocol):
-    def wanted(self, ctx: Context, issue: Issue) -> list[Wanted]:
-        """The deadlines the ticket's current values call for (none for a closed ticket)."""
+    def wanted(self, ctx: Context, issue: Issue, fired: Fired) -> list[Wanted]:
+        """The deadlines the ticket's current values call for (none for a closed ticket),
+        given its deadlines already fired. Reads nothing else: it runs in a store transaction."""
 
     def fire(self, ctx: Context, issue: Issue, deadline: Deadline, late: bool) -> str:
         """Do what the deadline calls for; idempotent (a crash mid-fire fires it again)."""
@@ -42,9 +44,9 @@ class ByTracker:
     def covers(self, tracker: str) -> bool:
         return tracker in self.rules
 
-    def wanted(self, ctx: Context, issue: Issue) -> list[Wanted]:
+    def wanted(self, ctx: Context, issue: Issue, fired: Fired) -> list[Wanted]:
         rules = self.rules.get(issue.tracker)
-        return rules.wanted(ctx, issue) if rules else []
+        return rules.wanted(ctx, issue, fired) if rules else []
 
     def fire(self, ctx: Context, issue: Issue, deadline: Deadline, late: bool) -> str:
         rules = self.rules.get(issue.tracker)
@@ -55,11 +57,8 @@ class ByTracker:
 
 def sync(ctx: Context, rules: DeadlineRules, issue: Issue) -> list[str]:
     """Store what the ticket calls for now, and show its next deadline on it."""
-    return _store_and_show(ctx, issue, rules.wanted(ctx, issue))
-
-
-def _store_and_show(ctx: Context, issue: Issue, wanted: list[Wanted]) -> list[str]:
-    applied = service.apply_wanted(ctx.db, issue.id, wanted, ctx.clock.now())
+    applied = service.store_wanted(ctx.db, [issue.id], lambda _id, fired: rules.wanted(ctx, issue, fired),
+                                   ctx.clock.now())[issue.id]
     show_on_ticket(ctx, issue, applied.upcoming)
     return applied.changes
 
@@ -95,49 +94,94 @@ class Outcome(enum.Enum):
     failed = "failed"
 
 
+@dataclass
+class Handled:
+    """A claimed deadline fired, or found no longer called for, in its own view of Redmine;
+    its ticket as that view last saw it (None: the ticket is gone), for the batch's
+    bookkeeping."""
+
+    ctx: Context  # the context of its view
+    view: RedmineScope
+    issue: Issue | None
+    result: str | None = None  # what firing did; None: not fired
+
+
 def tick(ctx: Context, rules: DeadlineRules) -> TickReport:
-    """Fire every deadline due at the clock's now, claimed by batches under one lease. A
-    batch still unfired after half its lease goes back to the store: the lease must not
-    expire while this scheduler fires under it."""
-    settings = ctx.settings.deadlines
+    """Fire every deadline due at the clock's now, claimed by batches under one lease."""
     outcomes = Counter()
-    while batch := service.claim_batch(ctx.db, ctx.clock.now(), settings.lease_seconds, CLAIM_BATCH):
-        claimed_at = monotonic()
-        for n, deadline in enumerate(batch):
-            if monotonic() - claimed_at > settings.lease_seconds / 2:
-                service.unclaim(ctx.db, batch[n:])
-                break
-            outcomes[fire_one(ctx, rules, deadline)] += 1
+    while batch := service.claim_batch(ctx.db, ctx.clock.now(), ctx.settings.deadlines.lease_seconds, CLAIM_BATCH):
+        outcomes += fire_batch(ctx, rules, batch)
     return TickReport(outcomes[Outcome.fired], outcomes[Outcome.skipped], outcomes[Outcome.failed])
 
 
-def fire_one(ctx: Context, rules: DeadlineRules, deadline: Deadline) -> Outcome:
+def fire_batch(ctx: Context, rules: DeadlineRules, batch: list[Deadline]) -> Counter[Outcome]:
+    """Fire a claimed batch: each deadline against Redmine, in its own view; then, in one
+    store transaction, those fired marked fired and each ticket's next deadlines stored;
+    then each ticket shown its next one. Until that transaction they stay claimed: should it
+    fail, they fire again, idempotently, once the lease has expired. The deadlines still
+    unfired after half the lease go back to the store: the lease must not expire while this
+    scheduler fires under it."""
+    claimed_at = monotonic()
+    fired_before = service.fired_by_issue(ctx.db, {d.issue_id for d in batch})
+    outcomes: Counter[Outcome] = Counter()
+    results: dict[int, str] = {}  # what firing did, by deadline id
+    latest: dict[int, Handled] = {}  # by ticket: its latest view
+    for n, deadline in enumerate(batch):
+        if monotonic() - claimed_at > ctx.settings.deadlines.lease_seconds / 2:
+            service.unclaim(ctx.db, batch[n:])
+            break
+        handled = fire_one(ctx, rules, deadline, fired_before[deadline.issue_id])
+        if handled is None:
+            outcomes[Outcome.failed] += 1
+            continue
+        if handled.result is not None:
+            results[deadline.id] = handled.result
+        outcomes[Outcome.fired if handled.result is not None else Outcome.skipped] += 1
+        latest[deadline.issue_id] = handled
+    if latest:
+        _record(ctx, rules, results, latest)
+    for deadline in batch:
+        if deadline.id in results:
+            log.info("échéance %s du ticket #%s déclenchée : %s", deadline.kind, deadline.issue_id,
+                     results[deadline.id])
+    return outcomes
+
+
+def fire_one(ctx: Context, rules: DeadlineRules, deadline: Deadline, fired: Fired) -> Handled | None:
     """Fire one claimed deadline if its ticket, read again, still calls for it (funds
-    received, date edited… cancel it); then store and show the ticket's next deadline. A
-    failure puts it back, to be tried again later."""
-    settings = ctx.settings.deadlines
+    received, date edited… cancel it). None when it failed: it is put back, to be tried
+    again later."""
     now = ctx.clock.now()
     ctx, view = in_one_view(ctx)
     try:
         issue = ctx.redmine.get_issue(deadline.issue_id)
-        wanted = rules.wanted(ctx, issue)
-        if not any((w.kind, w.due_at) == (deadline.kind, deadline.due_at) for w in wanted):
-            _store_and_show(ctx, issue, wanted)
-            view.verify()
-            return Outcome.skipped
-        late = now - deadline.due_at > timedelta(minutes=settings.late_after_minutes)
+        if not any((w.kind, w.due_at) == (deadline.kind, deadline.due_at) for w in rules.wanted(ctx, issue, fired)):
+            return Handled(ctx, view, issue)
+        late = now - deadline.due_at > timedelta(minutes=ctx.settings.deadlines.late_after_minutes)
         result = rules.fire(ctx, issue, deadline, late)
         view.verify()  # fired only once Redmine is seen to hold it all
-        service.mark_fired(ctx.db, deadline.id, result, now)
-        sync(ctx, rules, ctx.redmine.get_issue(deadline.issue_id))  # the next one, if any
-        view.verify()
-        log.info("échéance %s du ticket #%s déclenchée : %s", deadline.kind, deadline.issue_id, result)
-        return Outcome.fired
+        return Handled(ctx, view, ctx.redmine.get_issue(deadline.issue_id), result)  # the ticket as fired
     except RedmineNotFound:
-        service.apply_wanted(ctx.db, deadline.issue_id, [], now)  # the ticket is gone
-        return Outcome.skipped
+        return Handled(ctx, view, None)
     except Exception as exc:  # Redmine down, refusal or bug: kept, retried, visible
         retry = timedelta(seconds=60 if isinstance(exc, RedmineUnavailable) else 900)
         service.release(ctx.db, deadline.id, f"{type(exc).__name__}: {exc}", now + retry)
         log.warning("échéance %s du ticket #%s non déclenchée : %s", deadline.kind, deadline.issue_id, exc)
-        return Outcome.failed
+        return None
+
+
+def _record(ctx: Context, rules: DeadlineRules, results: dict[int, str], latest: dict[int, Handled]) -> None:
+    """The batch's bookkeeping (one transaction), then each ticket shown its next deadline."""
+    def wanted_for(issue_id: int, fired: Fired) -> list[Wanted]:
+        handled = latest[issue_id]
+        return rules.wanted(handled.ctx, handled.issue, fired) if handled.issue else []  # a ticket gone: none
+
+    applied = service.store_wanted(ctx.db, latest, wanted_for, ctx.clock.now(), fired=results)
+    for issue_id, handled in latest.items():
+        if handled.issue is None:
+            continue
+        try:
+            show_on_ticket(handled.ctx, handled.issue, applied[issue_id].upcoming)
+            handled.view.verify()
+        except Exception as exc:  # recorded all the same: the ticket shows it at its next event
+            log.warning("ticket #%s : prochaine échéance non affichée : %s", issue_id, exc)

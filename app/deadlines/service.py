@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, case, or_, select, true, update
+from sqlalchemy.orm import Session
 
 from app.database import Database, UTCDateTime, insert_for
 from app.deadlines.models import Deadline, DeadlineState
@@ -14,6 +16,9 @@ ACTIVE = (DeadlineState.pending, DeadlineState.firing)
 # Writes that need no loaded object go to the table: the ORM's bulk INSERT/UPDATE path
 # costs more than the statement itself (twice the time of a firing's bookkeeping).
 TABLE = Deadline.__table__.c
+_MARK_FIRED = (update(Deadline.__table__).where(TABLE.id == bindparam("deadline_id"), TABLE.state == DeadlineState.firing)
+               .values(state=DeadlineState.fired, fired_at=bindparam("now", type_=UTCDateTime()),
+                       result=bindparam("result"), lease_until=None, last_error=None))
 
 
 @dataclass(frozen=True)
@@ -39,38 +44,84 @@ class Applied:
     upcoming: Upcoming | None  # the ticket's next pending (or firing) deadline
 
 
-_OF_ISSUE = select(Deadline).where(Deadline.issue_id == bindparam("issue_id"))
+Fired = dict[str, Deadline]  # an issue's latest fired deadline of each kind
+WantedFor = Callable[[int, Fired], list[Wanted]]  # what an issue calls for, given its fired deadlines
+
+_OF_ISSUES = select(Deadline).where(Deadline.issue_id.in_(bindparam("issue_ids", expanding=True)))
+
+
+def _rows_by_issue(session: Session, issue_ids: Iterable[int]) -> dict[int, list[Deadline]]:
+    rows: dict[int, list[Deadline]] = {issue_id: [] for issue_id in issue_ids}
+    for row in session.scalars(_OF_ISSUES, {"issue_ids": list(rows)}):
+        rows[row.issue_id].append(row)
+    return rows
+
+
+def _latest_fired(rows: list[Deadline]) -> Fired:
+    return {row.kind: row for row in sorted(rows, key=lambda r: r.due_at) if row.state == DeadlineState.fired}
+
+
+def fired_kinds(db: Database, issue_id: int) -> Fired:
+    """The latest fired deadline of each kind of the issue."""
+    return fired_by_issue(db, [issue_id])[issue_id]
+
+
+def fired_by_issue(db: Database, issue_ids: Iterable[int]) -> dict[int, Fired]:
+    with db.session() as session:
+        return {issue_id: _latest_fired(rows) for issue_id, rows in _rows_by_issue(session, issue_ids).items()}
 
 
 def apply_wanted(db: Database, issue_id: int, wanted: list[Wanted], now: datetime) -> Applied:
-    """Make the store match what the ticket calls for now: new deadlines pending, those no
-    longer called for cancelled (or superseded by another due instant of the same kind),
-    a cancelled one called for again pending again. Fired deadlines stay fired."""
+    """Make the store match what the ticket calls for now (see ``store_wanted``)."""
+    return store_wanted(db, [issue_id], lambda _issue_id, _fired: wanted, now)[issue_id]
+
+
+def store_wanted(db: Database, issue_ids: Iterable[int], wanted_for: WantedFor, now: datetime,
+                 fired: dict[int, str] | None = None) -> dict[int, Applied]:
+    """In one transaction: the deadlines of ``fired`` (results by deadline id) marked fired,
+    then the store made to match what each issue calls for now, its fired deadlines read in
+    the same transaction: new deadlines pending, those no longer called for cancelled (or
+    superseded by another due instant of the same kind), a cancelled one called for again
+    pending again. Fired deadlines stay fired."""
+    with db.session() as session:
+        if fired:
+            session.execute(_MARK_FIRED, [{"deadline_id": deadline_id, "now": now, "result": result[:4000]}
+                                          for deadline_id, result in fired.items()])
+        applied, added = {}, []
+        for issue_id, rows in _rows_by_issue(session, issue_ids).items():
+            applied[issue_id] = _match(issue_id, rows, wanted_for(issue_id, _latest_fired(rows)), now, added)
+        if added:  # the worker and the tick may add the same row at once: no error
+            session.execute(insert_for(session)(Deadline.__table__)
+                            .on_conflict_do_nothing(index_elements=["issue_id", "kind", "due_at"]), added)
+    return applied
+
+
+def _match(issue_id: int, rows: list[Deadline], wanted: list[Wanted], now: datetime, added: list[dict]) -> Applied:
+    """The issue's stored rows changed to match ``wanted`` (flushed with the session), and
+    the rows to add appended to ``added``."""
     changes: list[str] = []
+    stored = {(r.kind, r.due_at): r for r in rows}
     wanted_keys = {(w.kind, w.due_at): w for w in wanted}
     wanted_kinds = {w.kind for w in wanted}
-    with db.session() as session:
-        rows = {(r.kind, r.due_at): r for r in session.scalars(_OF_ISSUE, {"issue_id": issue_id})}
-        for key, row in rows.items():
-            if row.state in ACTIVE and key not in wanted_keys:
-                row.state = DeadlineState.superseded if row.kind in wanted_kinds else DeadlineState.cancelled
-                row.lease_until = None
-                changes.append(f"{row.kind} {row.state.value}")
-        added = []
-        for key, w in wanted_keys.items():
-            row = rows.get(key)
-            if row is None:  # the worker and the tick may add the same row at once: no error
-                session.execute(insert_for(session)(Deadline.__table__).values(
-                    issue_id=issue_id, kind=w.kind, due_at=w.due_at, label=w.label, state=DeadlineState.pending,
-                    created_at=now, attempts=0).on_conflict_do_nothing(index_elements=["issue_id", "kind", "due_at"]))
-                changes.append(f"{w.kind} prévue")
-                added.append(w)
-            elif row.state in (DeadlineState.cancelled, DeadlineState.superseded):
-                row.state, row.label = DeadlineState.pending, w.label
-                changes.append(f"{w.kind} rétablie")
+    for key, row in stored.items():
+        if row.state in ACTIVE and key not in wanted_keys:
+            row.state = DeadlineState.superseded if row.kind in wanted_kinds else DeadlineState.cancelled
+            row.lease_until = None
+            changes.append(f"{row.kind} {row.state.value}")
+    new = []
+    for key, w in wanted_keys.items():
+        row = stored.get(key)
+        if row is None:
+            added.append(dict(issue_id=issue_id, kind=w.kind, due_at=w.due_at, label=w.label,
+                              state=DeadlineState.pending, created_at=now, attempts=0))
+            changes.append(f"{w.kind} prévue")
+            new.append(w)
+        elif row.state in (DeadlineState.cancelled, DeadlineState.superseded):
+            row.state, row.label = DeadlineState.pending, w.label
+            changes.append(f"{w.kind} rétablie")
     # Soonest first, then by id: rows added now come after those stored, in their order.
-    active = [((r.due_at, 0, r.id), r) for r in rows.values() if r.state in ACTIVE]
-    active += [((w.due_at, 1, n), w) for n, w in enumerate(added)]
+    active = [((r.due_at, 0, r.id), r) for r in stored.values() if r.state in ACTIVE]
+    active += [((w.due_at, 1, n), w) for n, w in enumerate(new)]
     upcoming = min(active, key=lambda pair: pair[0], default=None)
     return Applied(changes, Upcoming(upcoming[1].due_at, upcoming[1].label) if upcoming else None)
 
@@ -120,31 +171,12 @@ def unclaim(db: Database, claimed: list[Deadline]) -> None:
                         .values(state=DeadlineState.pending, lease_until=None, attempts=TABLE.attempts - 1))
 
 
-# Statements run once per deadline, built once (building one costs more than running it).
-_MARK_FIRED = (update(Deadline.__table__).where(TABLE.id == bindparam("deadline_id"), TABLE.state == DeadlineState.firing)
-               .values(state=DeadlineState.fired, fired_at=bindparam("now", type_=UTCDateTime()),
-                       result=bindparam("result"), lease_until=None, last_error=None))
-_FIRED_OF_ISSUE = (select(Deadline).where(Deadline.issue_id == bindparam("issue_id"),
-                                          Deadline.state == DeadlineState.fired).order_by(Deadline.due_at))
-
-
-def mark_fired(db: Database, deadline_id: int, result: str, now: datetime) -> None:
-    with db.session() as session:
-        session.execute(_MARK_FIRED, {"deadline_id": deadline_id, "now": now, "result": result[:4000]})
-
-
 def release(db: Database, deadline_id: int, error: str, retry_at: datetime) -> None:
     """Firing failed: back to pending, tried again from ``retry_at``."""
     with db.session() as session:
         session.execute(update(Deadline.__table__).where(TABLE.id == deadline_id, TABLE.state == DeadlineState.firing)
                         .values(state=DeadlineState.pending, last_error=error[:4000], retry_at=retry_at,
                                 lease_until=None))
-
-
-def fired_kinds(db: Database, issue_id: int) -> dict[str, Deadline]:
-    """The latest fired deadline of each kind of the issue."""
-    with db.session() as session:
-        return {row.kind: row for row in session.scalars(_FIRED_OF_ISSUE, {"issue_id": issue_id})}
 
 
 def listing(db: Database, overdue_at: datetime | None = None) -> list[Deadline]:

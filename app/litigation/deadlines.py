@@ -22,7 +22,7 @@ from app.calendar import add_months, at_office_hour, paris_date
 from app.context import Context
 from app.deadlines import service
 from app.deadlines.models import Deadline
-from app.deadlines.service import Wanted
+from app.deadlines.service import Fired, Wanted
 from app.effects import ensure_ticket, note_once
 from app.letters import DOCX, letter_docx
 from app.litigation.case import read_litigation_file
@@ -80,7 +80,7 @@ def _has_title_child(ctx: Context, issue: Issue) -> bool:
 class LitigationDeadlines:
     """The ``DeadlineRules`` of the litigation procedure."""
 
-    def wanted(self, ctx: Context, issue: Issue) -> list[Wanted]:
+    def wanted(self, ctx: Context, issue: Issue, fired: Fired) -> list[Wanted]:
         if issue.closed:
             return []
         f, t = ctx.settings.fields, ctx.settings.trackers
@@ -113,7 +113,7 @@ class LitigationDeadlines:
                                          _due(ctx, judged_on + timedelta(days=d.judgment_original_days)),
                                          "C-19 : original du jugement attendu, scanné en couleur"))
         elif issue.tracker == t.execution:  # C-26
-            last = service.fired_kinds(ctx.db, issue.id).get(EXECUTION_REVIEW)
+            last = fired.get(EXECUTION_REVIEW)
             after = max(paris_date(last.due_at), paris_date(last.fired_at)) if last else None
             wanted.append(Wanted(EXECUTION_REVIEW, _due(ctx, review_due_on(ctx, issue, after)),
                                  "C-26 : revue mensuelle de l'exécution"))

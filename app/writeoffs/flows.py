@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from app.calendar import add_months, at_office_hour, paris_date
 from app.context import Context
 from app.deadlines.models import Deadline
-from app.deadlines.service import Wanted
+from app.deadlines.service import Fired, Wanted
 from app.effects import ensure_ticket, note_once
 from app.legal.flows import facts_of
 from app.litigation.flows import gestionnaire_of, register_of
@@ -136,7 +136,7 @@ class WriteoffDeadlines:
     """The ``DeadlineRules`` of write-off tickets: D+15 without the entries passed → the
     back office is reminded."""
 
-    def wanted(self, ctx: Context, issue: Issue) -> list[Wanted]:
+    def wanted(self, ctx: Context, issue: Issue, fired: Fired) -> list[Wanted]:
         f = ctx.settings.fields
         informed_on = issue.date_field(f.owner_informed_date)
         if issue.closed or informed_on is None or issue.field(f.writeoff_date):

@@ -49,7 +49,7 @@ def test_deadline_store_claims_once_and_tolerates_a_repeated_insert(db):
     deadlines.apply_wanted(db, 3, wanted, NOW)
     first = claim_one(db, NOW, 60)
     assert first is not None and first.due_at == NOW and claim_one(db, NOW, 60) is None
-    deadlines.mark_fired(db, first.id, "ok", NOW)
+    deadlines.store_wanted(db, [3], lambda _issue, _fired: wanted, NOW, fired={first.id: "ok"})
     assert deadlines.listing(db) == [] and deadlines.fired_kinds(db, 3)["C-14/provision"].id == first.id
 
 

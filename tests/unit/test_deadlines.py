@@ -105,6 +105,62 @@ def test_c14_crash_mid_fire_completes_without_doubles(ctx, provision_file, monke
     assert len([n for n in redmine.notes(lit.id) if "dépassée sans réception" in n]) == 1
 
 
+def test_c14_fired_but_not_recorded_fires_again_after_the_lease_without_doubles(ctx, provision_file, monkeypatch):
+    """The store fails between a batch's firing and its bookkeeping (a crash there): the
+    deadline stays claimed, and once the lease has expired it fires again — Redmine still
+    holds each effect once, the store one fired row."""
+    from sqlalchemy.exc import OperationalError
+
+    store_wanted = service.store_wanted
+
+    def store_down(*args, **kwargs):
+        raise OperationalError("UPDATE deadlines …", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(service, "store_wanted", store_down)
+    ctx.clock = Clock(D45)
+    with pytest.raises(OperationalError):
+        flows.tick(ctx, RULES)
+    [claimed] = service.listing(ctx.db)
+    assert claimed.state is DeadlineState.firing
+
+    monkeypatch.setattr(service, "store_wanted", store_wanted)
+    lease = ctx.settings.deadlines.lease_seconds
+    ctx.clock = Clock(D45 + timedelta(seconds=lease - 1))
+    assert flows.tick(ctx, RULES).fired == 0  # still under the dead firer's lease
+    ctx.clock = Clock(D45 + timedelta(seconds=lease + 1))
+    assert flows.tick(ctx, RULES).fired == 1
+    lit = ctx.redmine.get_issue(provision_file.id)
+    assert len([a for a in lit.attachments if a.startswith("decheance")]) == 1
+    assert len([i for i in ctx.redmine.issues.values() if i.tracker == "Perte de mandat"]) == 1
+    assert len([n for n in ctx.redmine.notes(lit.id) if "dépassée sans réception" in n]) == 1
+    assert states(ctx, lit.id) == [("C-14/provision", D45, DeadlineState.fired)]
+
+
+def test_deadlines_of_one_ticket_in_one_batch_are_recorded_together(ctx):
+    """Two deadlines of one ticket fire in the same batch; its next deadline is then computed
+    with both counted as fired (read in the bookkeeping's own transaction) and shown on it."""
+    later = NOW + timedelta(days=30)
+
+    class Rules:
+        def wanted(self, ctx, issue, fired):
+            if {"T-1/a", "T-1/b"} <= fired.keys():
+                return [Wanted("T-1/suite", later, "la suite")]
+            return [Wanted("T-1/a", NOW, "a"), Wanted("T-1/b", NOW, "b")]
+
+        def fire(self, ctx, issue, deadline, late):
+            ctx.redmine.update_issue(issue.id, notes=f"échéance {deadline.kind}")
+            return deadline.kind
+
+    lit = add_litigation(ctx.redmine, **{"Échéance": "", "Échéance – motif": ""})
+    flows.sync(ctx, Rules(), ctx.redmine.get_issue(lit.id))
+    assert flows.tick(ctx, Rules()) == flows.TickReport(fired=2, skipped=0, failed=0)
+    assert states(ctx, lit.id) == [("T-1/a", NOW, DeadlineState.fired), ("T-1/b", NOW, DeadlineState.fired),
+                                   ("T-1/suite", later, DeadlineState.pending)]
+    shown = ctx.redmine.get_issue(lit.id)
+    assert (shown.field("Échéance"), shown.field("Échéance – motif")) == (later.date().isoformat(), "la suite")
+    assert ctx.redmine.notes(lit.id) == ["échéance T-1/a", "échéance T-1/b"]
+
+
 def test_c14_fired_late_says_so(ctx, provision_file):
     ctx.clock = Clock(D45 + timedelta(days=3))
     assert flows.tick(ctx, RULES).fired == 1
@@ -160,14 +216,14 @@ def test_a_batch_not_fired_within_half_its_lease_goes_back_to_the_store(ctx, mon
     """The claimed deadlines still unfired when half the lease has passed are released (the
     lease never expires under a firer still holding them), then claimed again afresh."""
     class Rules:
-        def wanted(self, ctx, issue):
+        def wanted(self, ctx, issue, fired):
             return [Wanted("C-26/revue-mensuelle", NOW, "revue")]
 
         def fire(self, ctx, issue, deadline, late):
             return "revue"
 
     for _ in range(3):
-        service.apply_wanted(ctx.db, ctx.redmine.add("Exécution").id, Rules().wanted(ctx, None), NOW)
+        service.apply_wanted(ctx.db, ctx.redmine.add("Exécution").id, Rules().wanted(ctx, None, {}), NOW)
     claimed, claim_batch = [], service.claim_batch
 
     def claiming(*args):

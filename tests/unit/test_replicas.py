@@ -116,7 +116,7 @@ def test_firers_on_several_engines_claim_each_due_deadline_once(ctx):
         while (deadline := claim_one(db, NOW, 300)) is not None:
             with lock:
                 taken.append(deadline.issue_id)
-            deadlines.mark_fired(db, deadline.id, "ok", NOW)
+            deadlines.store_wanted(db, [deadline.issue_id], lambda _issue, _fired: [], NOW, fired={deadline.id: "ok"})
 
     as_replicas(ctx, 4, fire)
     assert sorted(taken) == list(range(1, 41))

@@ -100,7 +100,7 @@ def test_a_database_outage_mid_event_makes_it_wait_not_fail(ctx, monkeypatch):
     def restarting(*args, **kwargs):
         raise OperationalError("INSERT …", {}, Exception("server closed the connection unexpectedly"))
 
-    monkeypatch.setattr(deadline_store, "apply_wanted", restarting)
+    monkeypatch.setattr(deadline_store, "store_wanted", restarting)
     work(ctx)
     waiting = event(ctx, event_id)
     assert (waiting.state, waiting.attempts) == (EventState.pending, 1)
