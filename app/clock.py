@@ -23,10 +23,6 @@ class Clock:
         clock._start = (to_utc(moment), time.monotonic())
         return clock
 
-    @property
-    def is_fixed(self) -> bool:
-        return self._fixed is not None
-
     def now(self) -> datetime:
         """Aware UTC instant."""
         if self._fixed:

@@ -141,6 +141,9 @@ class FakeRedmine:
         attributes: dict = {k: v for k, v in (("start_date", start_date), ("due_date", due_date)) if v is not None}
         if parent_id is not None and parent_id != issue.parent_id:
             attributes["parent_id"] = parent_id
+            if issue.parent_id in self.issues:  # moved: no longer a sub-task of its former parent
+                former = self.issues[issue.parent_id]
+                self.issues[former.id] = replace(former, children=[c for c in former.children if c.id != issue_id])
             self._add_child(parent_id, issue_id)
         if assigned_to_id is not None:
             attributes["assigned_to_id"] = assigned_to_id

@@ -112,6 +112,9 @@ class RedmineScope:
                                                      assigned_to_id=assigned_to_id, custom_fields=custom_fields or {},
                                                      start_date=start_date, due_date=due_date))
         if parent_id is not None:
+            for other in list(self._issues.values()):  # no longer a sub-task of its former parent
+                if other.id != parent_id and any(c.id == issue_id for c in other.children):
+                    self._issues[other.id] = replace(other, children=[c for c in other.children if c.id != issue_id])
             parent = self._issues.get(parent_id)
             if parent is not None and issue_id not in {c.id for c in parent.children}:
                 tracker = self._issues[issue_id].tracker if issue_id in self._issues else None

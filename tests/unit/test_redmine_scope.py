@@ -124,3 +124,17 @@ def test_a_parent_not_read_in_this_view_means_a_search(redmine):
     lit = add_litigation(redmine)
     assert find_operation(make_context_with(redmine), "Demande de fonds", "C-6/demande-fonds/1", lit.id) == []
     assert redmine.reads == ["find Demande de fonds C-6/demande-fonds/1"]
+
+
+def test_a_ticket_moved_to_another_parent_leaves_the_former_one_in_the_view(redmine):
+    first, second = add_litigation(redmine), add_litigation(redmine)
+    child = redmine.add("Demande de fonds", "Demande", author_id=CLERK, parent_id=first.id)
+    scope = RedmineScope(redmine, OPERATION_KEY)
+    for issue in (first, second, child):
+        scope.get_issue(issue.id)
+    scope.update_issue(child.id, parent_id=second.id)
+    assert [c.id for c in scope.get_issue(first.id).children] == []
+    assert [c.id for c in scope.get_issue(second.id).children] == [child.id]
+    assert redmine.reads == [f"get {first.id}", f"get {second.id}", f"get {child.id}"]
+    scope.verify()
+    assert [c.id for c in redmine.get_issue(first.id).children] == []

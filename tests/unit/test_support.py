@@ -1,5 +1,6 @@
 """Templates (escaping, amounts), settings precedence, the clock."""
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -65,10 +66,10 @@ def test_secrets_never_show(monkeypatch):
 def test_the_clock_is_fixed_or_running():
     paris = datetime(2027, 3, 28, 3, 30, tzinfo=ZoneInfo("Europe/Paris"))  # just after the DST switch
     fixed = Clock(paris)
-    assert fixed.is_fixed and fixed.now() == datetime(2027, 3, 28, 1, 30, tzinfo=UTC)
+    assert fixed.now() == datetime(2027, 3, 28, 1, 30, tzinfo=UTC)
     assert to_utc(datetime(2027, 1, 1, 12, 0)) == datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
     running = Clock()
-    assert not running.is_fixed and running.now().tzinfo is UTC
+    assert running.now().tzinfo is UTC
 
 
 def test_every_name_fits_redmines_limits():
@@ -116,7 +117,8 @@ def test_a_clock_started_at_an_instant_runs_from_it():
     clock = Clock.starting_at(start)
     first = clock.now()
     assert start <= first < start + timedelta(seconds=5)
-    assert clock.now() >= first and not clock.is_fixed
+    time.sleep(0.01)  # not a deadline: only to see the clock run
+    assert clock.now() >= first + timedelta(seconds=0.01)
 
 
 def test_letters_are_printed_on_a4_and_keep_every_character_typed():
