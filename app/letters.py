@@ -12,10 +12,6 @@ import zipfile
 from functools import lru_cache
 from xml.sax.saxutils import escape
 
-from docx import Document
-from docx.oxml.ns import qn
-from docx.shared import Mm, Pt
-
 from app.templates import render_plain
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -35,6 +31,10 @@ def _blank() -> tuple[bytes, str, str]:
     (no table styles, none is used; no ``stylesWithEffects`` copy of the styles, optional):
     the package without its body (its parts compressed once), and the body's XML before and
     after where the letters go."""
+    from docx import Document  # here: every CLI command would pay for its import
+    from docx.oxml.ns import qn
+    from docx.shared import Mm, Pt
+
     document = Document()
     styles = document.styles.element
     for style in styles.findall(qn("w:style")):
@@ -89,4 +89,6 @@ def letters_docx(letters: list[tuple[str, dict]]) -> bytes:
 
 def letter_text(content: bytes) -> str:
     """The text of a generated letter (for checks and tests)."""
+    from docx import Document
+
     return "\n".join(p.text for p in Document(io.BytesIO(content)).paragraphs)

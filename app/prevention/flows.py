@@ -20,7 +20,6 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from openpyxl import Workbook
 
 from app.calendar import add_months, paris_date
 from app.context import Context
@@ -314,6 +313,8 @@ def _csv(ctx: Context, rows: list[tuple[Arrears, DebtorKind]]) -> bytes:
 
 
 def _xlsx(ctx: Context, rows: list[tuple[Arrears, DebtorKind]]) -> bytes:
+    from openpyxl import Workbook  # here: every CLI command would pay for its import
+
     book = Workbook()
     sheet = book.active
     sheet.title = "Impayés"
