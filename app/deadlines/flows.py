@@ -176,7 +176,7 @@ def _record(ctx: Context, rules: DeadlineRules, results: dict[int, str], latest:
         handled = latest[issue_id]
         return rules.wanted(handled.ctx, handled.issue, fired) if handled.issue else []  # a ticket gone: none
 
-    applied = service.store_wanted(ctx.db, latest, wanted_for, ctx.clock.now(), fired=results)
+    applied = service.store_wanted(ctx.db, latest, wanted_for, ctx.clock.now(), results)
     for issue_id, handled in latest.items():
         if handled.issue is None:
             continue

@@ -71,22 +71,17 @@ def fired_by_issue(db: Database, issue_ids: Iterable[int]) -> dict[int, Fired]:
         return {issue_id: _latest_fired(rows) for issue_id, rows in _rows_by_issue(session, issue_ids).items()}
 
 
-def apply_wanted(db: Database, issue_id: int, wanted: list[Wanted], now: datetime) -> Applied:
-    """Make the store match what the ticket calls for now (see ``store_wanted``)."""
-    return store_wanted(db, [issue_id], lambda _issue_id, _fired: wanted, now)[issue_id]
-
-
 def store_wanted(db: Database, issue_ids: Iterable[int], wanted_for: WantedFor, now: datetime,
-                 fired: dict[int, str] | None = None) -> dict[int, Applied]:
-    """In one transaction: the deadlines of ``fired`` (results by deadline id) marked fired,
+                 results: dict[int, str] | None = None) -> dict[int, Applied]:
+    """In one transaction: the deadlines of ``results`` (what firing did, by deadline id) marked fired,
     then the store made to match what each issue calls for now, its fired deadlines read in
     the same transaction: new deadlines pending, those no longer called for cancelled (or
     superseded by another due instant of the same kind), a cancelled one called for again
     pending again. Fired deadlines stay fired."""
     with db.session() as session:
-        if fired:
+        if results:
             session.execute(_MARK_FIRED, [{"deadline_id": deadline_id, "now": now, "result": result[:4000]}
-                                          for deadline_id, result in fired.items()])
+                                          for deadline_id, result in results.items()])
         applied, added = {}, []
         for issue_id, rows in _rows_by_issue(session, issue_ids).items():
             applied[issue_id] = _match(issue_id, rows, wanted_for(issue_id, _latest_fired(rows)), now, added)

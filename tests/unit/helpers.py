@@ -10,6 +10,8 @@ from app.clock import Clock
 from app.config import Settings
 from app.context import Context
 from app.database import Database
+from app.deadlines import service as deadlines
+from app.deadlines.service import Applied, Wanted
 from app.inbox import service
 from app.inbox.flows import parse_delivery
 from app.inbox.models import InboxEvent
@@ -86,3 +88,8 @@ def claim_one(db, now, lease_seconds):
 
     claimed = claim_batch(db, now, lease_seconds, 1)
     return claimed[0] if claimed else None
+
+
+def apply_wanted(db: Database, issue_id: int, wanted: list[Wanted], now: datetime) -> Applied:
+    """The deadline store made to match ``wanted`` for one ticket."""
+    return deadlines.store_wanted(db, [issue_id], lambda _issue_id, _fired: wanted, now)[issue_id]

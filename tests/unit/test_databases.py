@@ -10,7 +10,7 @@ from app.database import Database
 from app.inbox import service
 from app.inbox.flows import parse_delivery
 from tests.postgres import create_database, drop_database
-from tests.unit.helpers import NOW, claim_one
+from tests.unit.helpers import NOW, apply_wanted, claim_one
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -45,11 +45,11 @@ def test_deadline_store_claims_once_and_tolerates_a_repeated_insert(db):
 
     db.migrate()
     wanted = [Wanted("C-14/provision", NOW, "déchéance")]
-    deadlines.apply_wanted(db, 3, wanted, NOW)
-    deadlines.apply_wanted(db, 3, wanted, NOW)
+    apply_wanted(db, 3, wanted, NOW)
+    apply_wanted(db, 3, wanted, NOW)
     first = claim_one(db, NOW, 60)
     assert first is not None and first.due_at == NOW and claim_one(db, NOW, 60) is None
-    deadlines.store_wanted(db, [3], lambda _issue, _fired: wanted, NOW, fired={first.id: "ok"})
+    deadlines.store_wanted(db, [3], lambda _issue, _fired: wanted, NOW, results={first.id: "ok"})
     assert deadlines.listing(db) == [] and deadlines.fired_kinds(db, 3)["C-14/provision"].id == first.id
 
 

@@ -14,7 +14,7 @@ from app.litigation.deadlines import RULES, review_due_on
 from app.litigation.flows import reconcile_litigation
 from app.processing.flows import process_issue
 from integrations.redmine.interface import RedmineUnavailable
-from tests.unit.helpers import GESTIONNAIRE, NOW, add_litigation, add_register, claim_one
+from tests.unit.helpers import GESTIONNAIRE, NOW, add_litigation, add_register, apply_wanted, claim_one
 
 D45 = datetime(2027, 2, 18, 7, 0, tzinfo=UTC)  # 18/02/2027 08:00 Paris, D = 04/01/2027
 
@@ -32,18 +32,18 @@ def states(ctx, issue_id):
 def test_the_store_follows_the_ticket(ctx):
     first = Wanted("C-14/provision", D45, "x")
     edited = Wanted("C-14/provision", D45 + timedelta(days=7), "x")
-    service.apply_wanted(ctx.db, 1, [first], NOW)
-    service.apply_wanted(ctx.db, 1, [edited], NOW)  # date edited
+    apply_wanted(ctx.db, 1, [first], NOW)
+    apply_wanted(ctx.db, 1, [edited], NOW)  # date edited
     assert states(ctx, 1) == [("C-14/provision", D45, DeadlineState.superseded),
                               ("C-14/provision", D45 + timedelta(days=7), DeadlineState.pending)]
-    service.apply_wanted(ctx.db, 1, [], NOW)  # date cleared
+    apply_wanted(ctx.db, 1, [], NOW)  # date cleared
     assert {s for _, _, s in states(ctx, 1)} == {DeadlineState.superseded, DeadlineState.cancelled}
-    service.apply_wanted(ctx.db, 1, [first], NOW)  # the first date again
+    apply_wanted(ctx.db, 1, [first], NOW)  # the first date again
     assert (("C-14/provision", D45, DeadlineState.pending)) in states(ctx, 1)
 
 
 def test_a_due_deadline_is_claimed_by_one_firer_and_retaken_after_a_crash(ctx):
-    service.apply_wanted(ctx.db, 1, [Wanted("C-26/revue-mensuelle", NOW, "x")], NOW)
+    apply_wanted(ctx.db, 1, [Wanted("C-26/revue-mensuelle", NOW, "x")], NOW)
     first = claim_one(ctx.db, NOW, 300)
     assert first is not None and claim_one(ctx.db, NOW, 300) is None  # a second scheduler gets nothing
     # The first firer dies: the lease expires and the deadline is taken again.
@@ -200,7 +200,7 @@ def test_two_syncs_adding_the_same_deadline_at_once_do_not_fail(ctx):
     def sync():
         barrier.wait()
         try:
-            service.apply_wanted(ctx.db, 7, [Wanted("C-26/revue-mensuelle", D45, "x")], NOW)
+            apply_wanted(ctx.db, 7, [Wanted("C-26/revue-mensuelle", D45, "x")], NOW)
         except Exception as exc:  # noqa: BLE001 — the failure under test
             errors.append(exc)
 
@@ -223,7 +223,7 @@ def test_a_batch_not_fired_within_half_its_lease_goes_back_to_the_store(ctx, mon
             return "revue"
 
     for _ in range(3):
-        service.apply_wanted(ctx.db, ctx.redmine.add("Exécution").id, Rules().wanted(ctx, None, {}), NOW)
+        apply_wanted(ctx.db, ctx.redmine.add("Exécution").id, Rules().wanted(ctx, None, {}), NOW)
     claimed, claim_batch = [], service.claim_batch
 
     def claiming(*args):

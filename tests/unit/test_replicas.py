@@ -13,7 +13,7 @@ from app.deadlines.service import Wanted
 from app.inbox import service as inbox
 from app.leadership import service as leases
 from app.leadership.flows import Leadership
-from tests.unit.helpers import NOW, claim_one, deliver
+from tests.unit.helpers import NOW, apply_wanted, claim_one, deliver
 
 
 def as_replicas(ctx, count: int, work) -> None:
@@ -107,8 +107,8 @@ def test_workers_on_several_engines_claim_each_event_once_and_in_order_per_issue
 
 def test_firers_on_several_engines_claim_each_due_deadline_once(ctx):
     for issue_id in range(1, 41):
-        deadlines.apply_wanted(ctx.db, issue_id, [Wanted("C-14/provision", NOW - timedelta(hours=1), "test")], NOW)
-    deadlines.apply_wanted(ctx.db, 99, [Wanted("C-14/provision", NOW + timedelta(days=1), "plus tard")], NOW)
+        apply_wanted(ctx.db, issue_id, [Wanted("C-14/provision", NOW - timedelta(hours=1), "test")], NOW)
+    apply_wanted(ctx.db, 99, [Wanted("C-14/provision", NOW + timedelta(days=1), "plus tard")], NOW)
     taken: list[int] = []
     lock = threading.Lock()
 
@@ -116,7 +116,7 @@ def test_firers_on_several_engines_claim_each_due_deadline_once(ctx):
         while (deadline := claim_one(db, NOW, 300)) is not None:
             with lock:
                 taken.append(deadline.issue_id)
-            deadlines.store_wanted(db, [deadline.issue_id], lambda _issue, _fired: [], NOW, fired={deadline.id: "ok"})
+            deadlines.store_wanted(db, [deadline.issue_id], lambda _issue, _fired: [], NOW, results={deadline.id: "ok"})
 
     as_replicas(ctx, 4, fire)
     assert sorted(taken) == list(range(1, 41))
