@@ -86,6 +86,8 @@ def future_rows(count: int) -> list[dict]:
 def prepare(url: str) -> tuple[Context, flows.DeadlineRules]:
     """The store with PENDING pending deadlines: those of the tickets, stored and shown on
     them as the worker leaves them, and future ones of other tickets, bulk-inserted."""
+    import docx  # noqa: F401 — app.letters imports it at its first letter: once a process, not a tick's cost
+
     settings = Settings(database_url=url)
     db = Database(url)
     db.migrate()

@@ -134,9 +134,11 @@ def fire_batch(ctx: Context, rules: DeadlineRules, batch: list[Deadline]) -> Cou
         if handled is None:
             outcomes[Outcome.failed] += 1
             continue
-        if handled.result is not None:
+        if handled.result is None:
+            outcomes[Outcome.skipped] += 1
+        else:
+            outcomes[Outcome.fired] += 1
             results[deadline.id] = handled.result
-        outcomes[Outcome.fired if handled.result is not None else Outcome.skipped] += 1
         latest[deadline.issue_id] = handled
     if latest:
         _record(ctx, rules, results, latest)

@@ -84,17 +84,19 @@ def store_wanted(db: Database, issue_ids: Iterable[int], wanted_for: WantedFor, 
                                           for deadline_id, result in results.items()])
         applied, added = {}, []
         for issue_id, rows in _rows_by_issue(session, issue_ids).items():
-            applied[issue_id] = _match(issue_id, rows, wanted_for(issue_id, _latest_fired(rows)), now, added)
+            applied[issue_id], new_rows = _match(issue_id, rows, wanted_for(issue_id, _latest_fired(rows)), now)
+            added += new_rows
         if added:  # the worker and the tick may add the same row at once: no error
             session.execute(insert_for(session)(Deadline.__table__)
                             .on_conflict_do_nothing(index_elements=["issue_id", "kind", "due_at"]), added)
     return applied
 
 
-def _match(issue_id: int, rows: list[Deadline], wanted: list[Wanted], now: datetime, added: list[dict]) -> Applied:
-    """The issue's stored rows changed to match ``wanted`` (flushed with the session), and
-    the rows to add appended to ``added``."""
+def _match(issue_id: int, rows: list[Deadline], wanted: list[Wanted], now: datetime) -> tuple[Applied, list[dict]]:
+    """The issue's stored rows changed to match ``wanted`` (flushed with the session); what
+    changed, and the rows to add."""
     changes: list[str] = []
+    added: list[dict] = []
     stored = {(r.kind, r.due_at): r for r in rows}
     wanted_keys = {(w.kind, w.due_at): w for w in wanted}
     wanted_kinds = {w.kind for w in wanted}
@@ -118,7 +120,7 @@ def _match(issue_id: int, rows: list[Deadline], wanted: list[Wanted], now: datet
     active = [((r.due_at, 0, r.id), r) for r in stored.values() if r.state in ACTIVE]
     active += [((w.due_at, 1, n), w) for n, w in enumerate(new)]
     upcoming = min(active, key=lambda pair: pair[0], default=None)
-    return Applied(changes, Upcoming(upcoming[1].due_at, upcoming[1].label) if upcoming else None)
+    return Applied(changes, Upcoming(upcoming[1].due_at, upcoming[1].label) if upcoming else None), added
 
 
 def claim_batch(db: Database, now: datetime, lease_seconds: int, limit: int) -> list[Deadline]:
