@@ -254,6 +254,11 @@ class Worker(BaseModel):
     backoff_base_seconds: int = 30
     backoff_max_seconds: int = 3600
     lease_seconds: int = 300
+    # Exactly-once effects (app/claims): a claim outlives any Redmine write made under it (a
+    # fresh read and a write, each bounded by the Redmine timeout); a worker waits this long
+    # for another's claim before its event is tried again later.
+    claim_lease_seconds: int = 120
+    claim_wait_seconds: float = 20
     poll_interval_seconds: int = 60
     work_interval_seconds: int = 5
     # One replica runs the scheduler (deadlines, polling, daily scans) under a lease it

@@ -27,11 +27,15 @@ class Context:
         return self._principals[name]
 
 
-def in_one_view(ctx: Context) -> tuple[Context, RedmineScope]:
+def in_one_view(ctx: Context, lease_ends: float | None = None) -> tuple[Context, RedmineScope]:
     """The context for one unit of work (an event, a deadline's firing) and its view of
     Redmine (``integrations/redmine/scope.py``): call ``verify()`` on the view once the work
-    has written what it writes."""
-    scope = RedmineScope(ctx.redmine, ctx.settings.fields.operation_key)
+    has written what it writes. ``lease_ends`` (``time.monotonic()``): when the unit's lease
+    runs out; the view stops writing earlier, by the time two Redmine calls may take, so
+    that no write of it lands after another worker has taken the unit over."""
+    margin = 2 * ctx.settings.redmine_timeout_seconds
+    writable_until = lease_ends - margin if lease_ends is not None else None
+    scope = RedmineScope(ctx.redmine, ctx.settings.fields.operation_key, writable_until)
     return replace(ctx, redmine=scope), scope
 
 

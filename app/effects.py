@@ -1,7 +1,7 @@
 """Effects on Redmine that are safe to repeat: each first looks in Redmine itself.
 
 A lost local database, a crash between a Redmine write and the local commit, or two
-workers never duplicate a note or a ticket:
+workers never duplicate a note, a ticket, an attachment or a relation:
 - a note carries a marker ``(réf. automate : KEY)`` and is not posted when a journal
   of the issue already has it;
 - a ticket carries its operation key in the ``Clé d'opération`` custom field (used as a
@@ -9,7 +9,10 @@ workers never duplicate a note or a ticket:
   under a parent gets its parent in the very request that creates it, so it is among that
   parent's children: when the parent and those children are known already (read or created
   in this view of Redmine), they are the answer — no request; otherwise Redmine is searched
-  by key.
+  by key;
+- an attachment is known by its file name on the issue, a relation by the other issue.
+Each effect found missing is made under its claim (``app/claims``): two workers that both
+found it missing make it once — the second reads Redmine again and finds it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import hashlib
 import json
 from dataclasses import replace
 
+from app.claims.flows import claimed
 from app.context import Context
 from integrations.redmine.interface import Issue, Journal, NewIssue, RedmineRejected
 
@@ -47,7 +51,11 @@ def note_once(ctx: Context, issue: Issue, key: str, text: str, assign_to: int | 
     the same journal, unless a journal already carries the key."""
     if has_note(issue, key):
         return False
-    ctx.redmine.update_issue(issue.id, notes=f"{text}\n\n{note_marker(key)}", assigned_to_id=assign_to, **changes)
+    with claimed(ctx, f"note/{issue.id}/{key}") as contended:
+        if contended and has_note(ctx.redmine.read_again(issue.id), key):
+            return False
+        ctx.redmine.update_issue(issue.id, notes=f"{text}\n\n{note_marker(key)}", assigned_to_id=assign_to,
+                                 **changes)
     return True
 
 
@@ -84,4 +92,31 @@ def ensure_ticket(ctx: Context, key: str, new: NewIssue) -> tuple[Issue, bool]:
     if existing:
         return existing[0], False
     field = ctx.settings.fields.operation_key
-    return ctx.redmine.create_issue(replace(new, custom_fields={**new.custom_fields, field: key})), True
+    with claimed(ctx, f"ticket/{new.tracker}/{key}") as contended:
+        existing = ctx.redmine.search_again(new.tracker, field, key) if contended else []
+        if existing:
+            return existing[0], False
+        return ctx.redmine.create_issue(replace(new, custom_fields={**new.custom_fields, field: key})), True
+
+
+def attach_once(ctx: Context, issue: Issue, filename: str, content: bytes, content_type: str, notes: str) -> bool:
+    """Attach the file with its note unless the issue already has a file of that name."""
+    if filename in issue.attachments:
+        return False
+    with claimed(ctx, f"attachment/{issue.id}/{filename}") as contended:
+        if contended and filename in ctx.redmine.read_again(issue.id).attachments:
+            return False
+        ctx.redmine.attach_file(issue.id, filename, content, content_type, notes)
+    return True
+
+
+def relate_once(ctx: Context, issue: Issue, other_id: int) -> bool:
+    """A "relates to" relation between the issue and another, unless they are related."""
+    if other_id in issue.relations:
+        return False
+    pair = sorted((issue.id, other_id))
+    with claimed(ctx, f"relation/{pair[0]}/{pair[1]}") as contended:
+        if contended and other_id in ctx.redmine.read_again(issue.id).relations:
+            return False
+        ctx.redmine.relate(issue.id, other_id)
+    return True

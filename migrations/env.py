@@ -4,7 +4,8 @@ or by `alembic -x url=… upgrade head`."""
 from alembic import context
 from sqlalchemy import create_engine
 
-import app.deadlines.models  # noqa: F401  (registers the tables)
+import app.claims.models  # noqa: F401  (registers the tables)
+import app.deadlines.models  # noqa: F401
 import app.inbox.models  # noqa: F401
 import app.leadership.models  # noqa: F401
 import app.prevention.models  # noqa: F401

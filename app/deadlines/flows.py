@@ -130,7 +130,8 @@ def fire_batch(ctx: Context, rules: DeadlineRules, batch: list[Deadline]) -> Cou
         if monotonic() - claimed_at > ctx.settings.deadlines.lease_seconds / 2:
             service.unclaim(ctx.db, batch[n:])
             break
-        handled = fire_one(ctx, rules, deadline, fired_before[deadline.issue_id])
+        handled = fire_one(ctx, rules, deadline, fired_before[deadline.issue_id],
+                           claimed_at + ctx.settings.deadlines.lease_seconds)
         if handled is None:
             outcomes[Outcome.failed] += 1
             continue
@@ -149,12 +150,13 @@ def fire_batch(ctx: Context, rules: DeadlineRules, batch: list[Deadline]) -> Cou
     return outcomes
 
 
-def fire_one(ctx: Context, rules: DeadlineRules, deadline: Deadline, fired: Fired) -> Handled | None:
+def fire_one(ctx: Context, rules: DeadlineRules, deadline: Deadline, fired: Fired,
+             lease_ends: float) -> Handled | None:
     """Fire one claimed deadline if its ticket, read again, still calls for it (funds
     received, date edited… cancel it). None when it failed: it is put back, to be tried
     again later."""
     now = ctx.clock.now()
-    ctx, view = in_one_view(ctx)
+    ctx, view = in_one_view(ctx, lease_ends)  # no write once the claim may have passed to another
     try:
         issue = ctx.redmine.get_issue(deadline.issue_id)
         if not any((w.kind, w.due_at) == (deadline.kind, deadline.due_at) for w in rules.wanted(ctx, issue, fired)):

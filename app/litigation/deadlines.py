@@ -23,7 +23,7 @@ from app.context import Context
 from app.deadlines import service
 from app.deadlines.models import Deadline
 from app.deadlines.service import Fired, Wanted
-from app.effects import ensure_ticket, note_once
+from app.effects import attach_once, ensure_ticket, note_once, relate_once
 from app.letters import DOCX, letter_docx
 from app.litigation.case import read_litigation_file
 from app.litigation.flows import gestionnaire_of, register_of
@@ -221,8 +221,8 @@ def _fire_forfeiture(ctx: Context, issue: Issue, deadline: Deadline, late_contex
                              tenant_ref=file.tenant_ref, debt=file.debt, today=late_context["today"],
                              requested_on=requested_on, provision=s.procedure.assignation_cost_eur,
                              days=s.deadlines.provision_days, due_on=due_on)
-        ctx.redmine.attach_file(issue.id, filename, letter, DOCX,
-                                "Courrier « Déchéance de garantie – décharge de responsabilité » (règle C-14).")
+        attach_once(ctx, issue, filename, letter, DOCX,
+                    "Courrier « Déchéance de garantie – décharge de responsabilité » (règle C-14).")
 
     loss, _ = ensure_ticket(ctx, f"C-14/perte-de-mandat/{issue.id}", NewIssue(
         tracker=s.trackers.mandate_loss,
@@ -233,8 +233,7 @@ def _fire_forfeiture(ctx: Context, issue: Issue, deadline: Deadline, late_contex
         parent_id=register.id if register else None,
         assigned_to_id=gestionnaire,
         custom_fields={f.mandate_number: file.mandate_number}))
-    if loss.id not in issue.relations:
-        ctx.redmine.relate(loss.id, issue.id)
+    relate_once(ctx, issue, loss.id)
 
     # Recorded for the write-off scan (C-31), with the ticket handed to the gestionnaire.
     forfeiture = {f.forfeiture_date: due_on.isoformat()}

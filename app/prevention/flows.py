@@ -23,7 +23,7 @@ from pathlib import Path
 
 from app.calendar import add_months, paris_date
 from app.context import Context
-from app.effects import ensure_ticket, note_once
+from app.effects import attach_once, ensure_ticket, note_once
 from app.letters import DOCX, letter_docx, letters_docx
 from app.litigation.flows import register_of
 from app.prevention import service
@@ -291,8 +291,7 @@ def _phase_files(ctx: Context, run: PreventionRun, tenants: dict[str, Arrears]) 
                                reference_until=add_months(run.run_on, s.prevention.reference_months)),
             assigned_to_id=ctx.principal(recipients[phase])))
         for name, (content, content_type) in files.items():
-            if name not in ticket.attachments:
-                ctx.redmine.attach_file(ticket.id, name, content, content_type, f"Fichier {name} (règles P-7 … P-10).")
+            attach_once(ctx, ticket, name, content, content_type, f"Fichier {name} (règles P-7 … P-10).")
         made.append(ticket.id)
     return made
 

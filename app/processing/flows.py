@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from time import monotonic
 
 from sqlalchemy.exc import OperationalError
 
@@ -42,10 +43,11 @@ def deadline_rules(settings: Settings) -> deadlines.ByTracker:
     })
 
 
-def process_issue(ctx: Context, issue_id: int) -> str:
+def process_issue(ctx: Context, issue_id: int, lease_ends: float | None = None) -> str:
     """Re-read the issue (the event is only a hint) and run the flow of its tracker, in one
-    view of Redmine (each issue read once, every write read back once, at the end)."""
-    viewed, view = in_one_view(ctx)
+    view of Redmine (each issue read once, every write read back once, at the end) that
+    stops writing before the event's lease ends (``lease_ends``, ``time.monotonic()``)."""
+    viewed, view = in_one_view(ctx, lease_ends)
     result = _process_issue(viewed, issue_id)
     view.verify()
     return result
@@ -121,8 +123,9 @@ def backoff(ctx: Context, attempts: int) -> timedelta:
 
 def handle(ctx: Context, event: InboxEvent) -> None:
     now = ctx.clock.now()
+    lease_ends = monotonic() + ctx.settings.worker.lease_seconds  # claimed just now
     try:
-        result = process_issue(ctx, event.issue_id)
+        result = process_issue(ctx, event.issue_id, lease_ends)
     except (RedmineUnavailable, OperationalError) as exc:
         # Redmine or the database down (5xx, restart): the event waits; failed only after
         # max_attempts. If the database is still down, this raises and the lease expires.

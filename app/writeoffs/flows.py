@@ -17,7 +17,7 @@ from app.calendar import add_months, at_office_hour, paris_date
 from app.context import Context
 from app.deadlines.models import Deadline
 from app.deadlines.service import Fired, Wanted
-from app.effects import ensure_ticket, note_once
+from app.effects import ensure_ticket, note_once, relate_once
 from app.legal.flows import facts_of
 from app.litigation.flows import gestionnaire_of, register_of
 from app.templates import render
@@ -95,8 +95,7 @@ def open_writeoff(ctx: Context, litigation: Issue) -> tuple[Issue, bool]:
         parent_id=register.id if register else None,
         assigned_to_id=gestionnaire_of(ctx, register),
         custom_fields=copied))
-    if ticket.id not in litigation.relations:
-        ctx.redmine.relate(ticket.id, litigation.id)
+    relate_once(ctx, litigation, ticket.id)
     note_once(ctx, litigation, writeoff_key(litigation.id), render("writeoff_opened", ticket_id=ticket.id))
     return ticket, created
 

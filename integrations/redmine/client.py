@@ -191,6 +191,9 @@ class RedmineClient:
     def already_read(self, issue_id: int) -> Issue | None:
         return None
 
+    def read_again(self, issue_id: int) -> Issue:
+        return self.get_issue(issue_id)
+
     def find_issues(self, tracker: str, field_name: str, value: str) -> list[Issue]:
         params = {
             "project_id": self.project_id,
@@ -203,6 +206,9 @@ class RedmineClient:
         issues = [self._issue(raw) for raw in found]
         # Redmine ignores a cf_N filter on a field not used as a filter: check every result.
         return [i for i in issues if i.tracker == tracker and i.field(field_name) == value]
+
+    def search_again(self, tracker: str, field_name: str, value: str) -> list[Issue]:
+        return self.find_issues(tracker, field_name, value)
 
     def open_issue_ids(self, tracker: str) -> list[int]:
         params = {"project_id": self.project_id, "tracker_id": self._id("trackers", tracker), "status_id": "open",

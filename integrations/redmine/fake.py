@@ -98,9 +98,15 @@ class FakeRedmine:
     def already_read(self, issue_id: int) -> Issue | None:
         return None
 
+    def read_again(self, issue_id: int) -> Issue:
+        return self.get_issue(issue_id)
+
     def find_issues(self, tracker: str, field_name: str, value: str) -> list[Issue]:
         self._up()
         return [i for i in self.issues.values() if i.tracker == tracker and i.field(field_name) == value]
+
+    def search_again(self, tracker: str, field_name: str, value: str) -> list[Issue]:
+        return self.find_issues(tracker, field_name, value)
 
     def open_issue_ids(self, tracker: str) -> list[int]:
         self._up()

@@ -225,6 +225,13 @@ class Redmine(Protocol):
         """Issues of the project, open or closed, of that tracker whose field equals value
         (checked on every result, never trusted to the server's filter). No journals."""
 
+    def read_again(self, issue_id: int) -> Issue:
+        """``get_issue`` past what this view read before: Redmine as it is now (another
+        worker may have written since)."""
+
+    def search_again(self, tracker: str, field_name: str, value: str) -> list[Issue]:
+        """``find_issues`` past what this view read before."""
+
     def open_issue_ids(self, tracker: str) -> list[int]:
         """Ids of the project's open issues of that tracker."""
 

@@ -8,10 +8,15 @@ cached issue is changed as Redmine will have changed it, and ``verify()`` reads 
 written issue one more time to check Redmine kept what was written (``Expected``). A
 status change is not simulated (Redmine decides whether it closes the ticket): that issue
 is read again when next needed, and that read is its proof.
+
+A view may end: past ``writable_until`` (``time.monotonic()``) it refuses every write with
+``ViewExpired``, so a unit of work that outlived its lease (another worker may have taken
+its event or deadline) writes nothing more.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import date, datetime
 
@@ -24,18 +29,25 @@ from integrations.redmine.interface import (
     Journal,
     NewIssue,
     Redmine,
+    RedmineUnavailable,
     SchemaReport,
 )
 
 Search = tuple[str, str, str]  # tracker, field, value
 
 
+class ViewExpired(RedmineUnavailable):
+    """A write asked of a view past its ``writable_until``: the unit of work is tried again."""
+
+
 class RedmineScope:
-    def __init__(self, inner: Redmine, unique_field: str):
+    def __init__(self, inner: Redmine, unique_field: str, writable_until: float | None = None):
         """``unique_field``: a custom field no two issues share a value of (the operation
-        key), so a ticket just created with a value is the whole answer to that search."""
+        key), so a ticket just created with a value is the whole answer to that search.
+        ``writable_until``: a ``time.monotonic()`` instant after which writes are refused."""
         self.inner = inner
         self.unique_field = unique_field
+        self.writable_until = writable_until
         self._issues: dict[int, Issue] = {}
         self._searches: dict[Search, list[Issue]] = {}
         self._expected: dict[int, Expected] = {}
@@ -65,6 +77,14 @@ class RedmineScope:
             self._searches[search] = self.inner.find_issues(tracker, field_name, value)
         return list(self._searches[search])
 
+    def read_again(self, issue_id: int) -> Issue:
+        self._issues.pop(issue_id, None)
+        return self.get_issue(issue_id)
+
+    def search_again(self, tracker: str, field_name: str, value: str) -> list[Issue]:
+        self._searches.pop((tracker, field_name, value), None)
+        return self.find_issues(tracker, field_name, value)
+
     def open_issue_ids(self, tracker: str) -> list[int]:
         return self.inner.open_issue_ids(tracker)
 
@@ -81,7 +101,12 @@ class RedmineScope:
         self.inner.ping()
 
     # --- writes ------------------------------------------------------------------------
+    def _may_write(self) -> None:
+        if self.writable_until is not None and time.monotonic() >= self.writable_until:
+            raise ViewExpired("bail de traitement écoulé : plus aucune écriture dans Redmine, nouvel essai plus tard")
+
     def create_issue(self, new: NewIssue) -> Issue:
+        self._may_write()
         created = self.inner.create_issue(new)  # checked on Redmine's answer
         self._issues[created.id] = created
         parent = self._issues.get(new.parent_id) if new.parent_id is not None else None
@@ -98,6 +123,7 @@ class RedmineScope:
                      assigned_to_id: int | None = None, custom_fields: dict[str, str] | None = None,
                      start_date: date | None = None, due_date: date | None = None, status: str | None = None,
                      verify: bool = True) -> None:
+        self._may_write()
         self.inner.update_issue(issue_id, notes=notes, parent_id=parent_id, assigned_to_id=assigned_to_id,
                                 custom_fields=custom_fields, start_date=start_date, due_date=due_date, status=status,
                                 verify=False)
@@ -125,12 +151,14 @@ class RedmineScope:
 
     def attach_file(self, issue_id: int, filename: str, content: bytes, content_type: str, notes: str,
                     verify: bool = True) -> None:
+        self._may_write()
         self.inner.attach_file(issue_id, filename, content, content_type, notes, verify=False)
         self._expect(issue_id).add(attachment=filename)
         self._apply(issue_id, lambda issue: replace(_written(issue, self.service_user_id, notes=notes),
                                                     attachments=[*issue.attachments, filename]))
 
     def relate(self, issue_id: int, other_id: int) -> None:
+        self._may_write()
         self.inner.relate(issue_id, other_id)
         for a, b in ((issue_id, other_id), (other_id, issue_id)):
             self._apply(a, lambda issue, b=b: replace(issue, relations=[*issue.relations, b]))

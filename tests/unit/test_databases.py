@@ -58,6 +58,7 @@ def test_the_migrations_build_exactly_the_models(db):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    import app.claims.models  # noqa: F401
     import app.deadlines.models  # noqa: F401
     import app.inbox.models  # noqa: F401
     import app.leadership.models  # noqa: F401

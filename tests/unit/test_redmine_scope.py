@@ -3,6 +3,8 @@ service's writes applied to what was read, and every write proven by one read at
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from app.clock import Clock
@@ -12,7 +14,7 @@ from app.effects import ensure_ticket, find_operation
 from integrations.redmine.fake import FakeRedmine
 from integrations.redmine.interface import NewIssue, RedmineWriteIgnored
 from integrations.redmine.scope import RedmineScope
-from tests.unit.helpers import CLERK, add_litigation, add_register
+from tests.unit.helpers import CLERK, add_litigation, add_register, make_context
 
 OPERATION_KEY = "Clé d'opération"
 
@@ -90,10 +92,10 @@ def test_a_status_change_is_read_again_and_that_read_is_its_proof(redmine):
     assert redmine.reads == [f"get {lit.id}"] * 2
 
 
-def test_a_ticket_created_under_a_read_parent_is_known_without_a_search(redmine):
+def test_a_ticket_created_under_a_read_parent_is_known_without_a_search(redmine, tmp_path):
     lit = add_litigation(redmine)
     scope = RedmineScope(redmine, OPERATION_KEY)
-    ctx = make_context_with(scope)
+    ctx = make_context_with(scope, tmp_path)
     scope.get_issue(lit.id)
     new = NewIssue("Demande de fonds", "Demande", "…", parent_id=lit.id)
     first, created = ensure_ticket(ctx, "C-6/demande-fonds/1", new)
@@ -115,8 +117,10 @@ def test_a_child_of_the_tracker_not_yet_read_means_a_search(redmine):
     assert redmine.reads == [f"get {lit.id}", "find Demande de fonds C-6/demande-fonds/1"]
 
 
-def make_context_with(redmine) -> Context:
-    return Context(settings=Settings(), clock=Clock(), db=None, redmine=redmine)
+def make_context_with(redmine, tmp_path=None) -> Context:
+    """A context on ``redmine``; with ``tmp_path``, a database (for the claims of effects)."""
+    return replace(make_context(tmp_path), redmine=redmine) if tmp_path else \
+        Context(settings=Settings(), clock=Clock(), db=None, redmine=redmine)
 
 
 def test_a_parent_not_read_in_this_view_means_a_search(redmine):
