@@ -7,8 +7,6 @@ from dataclasses import replace
 
 import pytest
 
-from app.clock import Clock
-from app.config import Settings
 from app.context import Context
 from app.effects import ensure_ticket, find_operation
 from integrations.redmine.fake import FakeRedmine
@@ -106,27 +104,25 @@ def test_a_ticket_created_under_a_read_parent_is_known_without_a_search(redmine,
     assert redmine.reads == [f"get {lit.id}"]  # no search: the parent's children tell
 
 
-def test_a_child_of_the_tracker_not_yet_read_means_a_search(redmine):
+def test_a_child_of_the_tracker_not_yet_read_means_a_search(redmine, tmp_path):
     lit = add_litigation(redmine)
     moved = redmine.add("Demande de fonds", "Demande", author_id=CLERK, parent_id=lit.id,
                         **{OPERATION_KEY: "C-6/demande-fonds/1"})
     scope = RedmineScope(redmine, OPERATION_KEY)
-    ctx = make_context_with(scope)
+    ctx = make_context_with(scope, tmp_path)
     scope.get_issue(lit.id)
     assert find_operation(ctx, "Demande de fonds", "C-6/demande-fonds/1", lit.id)[0].id == moved.id
     assert redmine.reads == [f"get {lit.id}", "find Demande de fonds C-6/demande-fonds/1"]
 
 
-def make_context_with(redmine, tmp_path=None) -> Context:
-    """A context on ``redmine``; with ``tmp_path``, a database (for the claims of effects)."""
-    return replace(make_context(tmp_path), redmine=redmine) if tmp_path else \
-        Context(settings=Settings(), clock=Clock(), db=None, redmine=redmine)
+def make_context_with(redmine, tmp_path) -> Context:
+    return replace(make_context(tmp_path), redmine=redmine)
 
 
-def test_a_parent_not_read_in_this_view_means_a_search(redmine):
+def test_a_parent_not_read_in_this_view_means_a_search(redmine, tmp_path):
     """A plain client keeps nothing: no read of the parent just to spare a search."""
     lit = add_litigation(redmine)
-    assert find_operation(make_context_with(redmine), "Demande de fonds", "C-6/demande-fonds/1", lit.id) == []
+    assert find_operation(make_context_with(redmine, tmp_path), "Demande de fonds", "C-6/demande-fonds/1", lit.id) == []
     assert redmine.reads == ["find Demande de fonds C-6/demande-fonds/1"]
 
 
