@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
+from itertools import accumulate
 
 from app.clock import to_utc
 from app.context import Context
@@ -67,11 +69,43 @@ def _journal_id(journal: object) -> int | None:
     return _positive_int(journal.get("id"), "journal.id")
 
 
+# What the standard JSON parser cannot take safely, refused before it runs: nesting past
+# the interpreter's recursion limit (~1 000) raises RecursionError, an integer of more than
+# 4 300 digits ValueError. Redmine's deliveries nest 6 levels (data.issue.custom_fields[].
+# value[]) and its numbers are 10-digit ids or short decimals.
+MAX_DEPTH = 32
+MAX_DIGITS = 40
+_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\\?\Z)', re.DOTALL)  # a JSON string (or its unclosed end)
+_LONG_NUMBER = re.compile(rb"[0-9]{%d}" % (MAX_DIGITS + 1))
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_LEVELS = bytes.maketrans(b"[{]}", b"\2\2\0\0")  # an opening bracket 2, a closing one 0: the level moves by v - 1
+
+
+def _check_limits(body: bytes) -> None:
+    """Raises IntakeError 400 when ``body`` nests deeper than MAX_DEPTH or writes a number
+    with more than MAX_DIGITS digits in a row; brackets and digits inside strings are text.
+    Linear in the body's size (UTF-8: no byte of a multi-byte character is ASCII)."""
+    bare = _STRING.sub(b'""', body)
+    if _LONG_NUMBER.search(bare):
+        raise IntakeError(400, f"nombre trop long : {MAX_DIGITS} chiffres de suite au plus")
+    levels = bare.translate(_LEVELS, _NOT_BRACKETS)
+    if max(accumulate(levels, lambda level, v: level + v - 1, initial=0)) > MAX_DEPTH:
+        raise IntakeError(400, f"JSON trop imbriqué : {MAX_DEPTH} niveaux au plus")
+
+
 def parse_delivery(body: bytes) -> ParsedEvent:
-    """A webhook body, native (Redmine ≥ 7) or plugin format, as an inbox event."""
+    """A webhook body, native (Redmine ≥ 7) or plugin format, as an inbox event.
+
+    Raises IntakeError 400: not UTF-8 (RFC 8259), beyond the parser's limits, not JSON, not
+    a Redmine issue event."""
     try:
-        document = json.loads(body.decode("utf-8-sig"))  # UTF-8 only (RFC 8259): the payload is stored as text
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IntakeError(400, f"JSON invalide : {exc}") from None
+    _check_limits(body)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise IntakeError(400, f"JSON invalide : {exc}") from None
     if not isinstance(document, dict):
         raise IntakeError(400, "objet JSON attendu")
