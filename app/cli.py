@@ -18,7 +18,7 @@ from app.context import Context, build_context
 from app.deadlines import flows as deadlines_flows
 from app.deadlines import service as deadlines_service
 from app.inbox import service as inbox
-from app.inbox.flows import poll_once
+from app.inbox.flows import NO_SECRET, authentication_chosen, poll_once
 from app.inbox.models import EventState
 from app.legal import flows as legal_flows
 from app.prevention import flows as prevention_flows
@@ -83,6 +83,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
 
     from app.main import create_app
 
+    if not authentication_chosen(get_settings()):
+        _fail(NO_SECRET)
     ctx = _context()
     app = create_app(ctx, run_jobs=True)
     # The loaded application's objects (~150 000) live as long as the process: frozen out of

@@ -267,7 +267,8 @@ class Settings(BaseSettings):
 
     redmine_url: str = "http://127.0.0.1:3000"
     redmine_api_key: SecretStr = SecretStr("")
-    webhook_secret: SecretStr | None = None
+    webhook_secret: SecretStr | None = None  # blank = none: `serve` then refuses to start (issue 14)
+    webhook_unauthenticated: bool = False  # unsigned deliveries accepted: only when chosen, never by default
     database_url: str = "sqlite:///recouvrement.db"
     project: str = "gestion"
     now: datetime | None = Field(default=None, description="Where the process's clock starts")
@@ -299,8 +300,9 @@ class Settings(BaseSettings):
 
     @field_validator("webhook_secret", mode="before")
     @classmethod
-    def _empty_secret_is_none(cls, value: Any) -> Any:
-        return None if value in ("", None) else value
+    def _blank_secret_is_none(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if text is None or (isinstance(text, str) and not text.strip()) else value
 
 
 @lru_cache

@@ -20,6 +20,7 @@ from app.calendar import PARIS
 from app.context import Context
 from app.deadlines.scheduled import tick_job
 from app.health.views import router as health_router
+from app.inbox.flows import NO_SECRET, UNAUTHENTICATED
 from app.inbox.scheduled import poll_job
 from app.inbox.views import router as inbox_router
 from app.leadership.flows import Leadership
@@ -69,8 +70,9 @@ def create_app(ctx: Context, run_jobs: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if ctx.settings.webhook_secret is None:
-            log.warning("RECOUVREMENT_WEBHOOK_SECRET absent : les webhooks ne sont pas authentifiés")
+        if ctx.settings.webhook_secret is None:  # at every start (`serve` refuses to start with neither)
+            unauthenticated = ctx.settings.webhook_unauthenticated
+            log.warning(UNAUTHENTICATED if unauthenticated else f"{NO_SECRET} ; livraisons refusées")
         if scheduler:
             scheduler.start()
         yield

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from app.clock import to_utc
+from app.config import Settings
 from app.context import Context
 from app.inbox import service
 from integrations.redmine.interface import Issue
@@ -39,6 +40,28 @@ class ParsedEvent:
     issue_id: int
     journal_id: int | None
     payload: str
+
+
+NO_SECRET = ("aucun secret de webhook : définir RECOUVREMENT_WEBHOOK_SECRET (le secret du webhook de Redmine), "
+             "ou RECOUVREMENT_WEBHOOK_UNAUTHENTICATED=true pour accepter des livraisons non signées")
+UNAUTHENTICATED = ("webhooks non authentifiés (RECOUVREMENT_WEBHOOK_UNAUTHENTICATED=true) : quiconque joint "
+                   "le service peut y déposer des événements")
+
+
+def authentication_chosen(settings: Settings) -> bool:
+    """A webhook secret is set, or the unauthenticated mode is explicitly chosen: `serve`
+    refuses to start otherwise (an empty secret used to turn authentication off)."""
+    return settings.webhook_secret is not None or settings.webhook_unauthenticated
+
+
+def authenticate(body: bytes, header: str | None, settings: Settings) -> None:
+    """Checks a delivery's signature against the webhook secret; lets any delivery through
+    in the unauthenticated mode only. Raises IntakeError 401: signature missing or wrong,
+    or no secret set (a service started without one refuses everything)."""
+    if settings.webhook_secret is not None:
+        verify_signature(body, header, settings.webhook_secret.get_secret_value())
+    elif not settings.webhook_unauthenticated:
+        raise IntakeError(401, "livraison refusée : aucun secret configuré (RECOUVREMENT_WEBHOOK_SECRET)")
 
 
 def verify_signature(body: bytes, header: str | None, secret: str) -> None:
