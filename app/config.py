@@ -249,6 +249,12 @@ class Prevention(BaseModel):
     output_dir: Path = Path("prevention")  # letters and phase files, per run
 
 
+class Retention(BaseModel):
+    """How long personal data is kept (GDPR): the README's "Personal data" says what is where."""
+
+    events_days: int = Field(default=30, ge=1)  # done or dismissed inbox events; failed ones until retried or dismissed
+
+
 class Worker(BaseModel):
     max_attempts: int = 8
     backoff_base_seconds: int = 30
@@ -286,6 +292,7 @@ class Settings(BaseSettings):
     worker: Worker = Worker()
     deadlines: Deadlines = Deadlines()
     prevention: Prevention = Prevention()
+    retention: Retention = Retention()
 
     @classmethod
     def settings_customise_sources(

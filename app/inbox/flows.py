@@ -12,6 +12,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import accumulate
 
 from app.clock import to_utc
@@ -39,7 +40,6 @@ class ParsedEvent:
     event_type: str
     issue_id: int
     journal_id: int | None
-    payload: str
 
 
 NO_SECRET = ("aucun secret de webhook : définir RECOUVREMENT_WEBHOOK_SECRET (le secret du webhook de Redmine), "
@@ -163,7 +163,6 @@ def parse_delivery(body: bytes) -> ParsedEvent:
         event_type=event_type,
         issue_id=issue_id,
         journal_id=journal_id,
-        payload=body.decode("utf-8"),
     )
 
 
@@ -181,8 +180,13 @@ def event_from_issue(issue: Issue) -> ParsedEvent:
     webhook Redmine would have sent for its latest change."""
     journal_id = issue.last_journal_id
     event_type = "issue.created" if journal_id is None else "issue.updated"
-    payload = json.dumps({"source": "poll", "issue": {"id": issue.id, "updated_on": issue.updated_on.isoformat()}})
-    return ParsedEvent(dedup_key(event_type, issue.id, journal_id), "poll", event_type, issue.id, journal_id, payload)
+    return ParsedEvent(dedup_key(event_type, issue.id, journal_id), "poll", event_type, issue.id, journal_id)
+
+
+def purge_events(ctx: Context) -> int:
+    """Delete the events done or dismissed more than ``retention.events_days`` ago; failed
+    ones stay until retried or dismissed. Returns how many were deleted."""
+    return service.purge(ctx.db, ctx.clock.now() - timedelta(days=ctx.settings.retention.events_days))
 
 
 @dataclass(frozen=True)
