@@ -23,6 +23,7 @@ def poll_job(ctx: Context) -> None:
 
 
 def purge_job(ctx: Context) -> None:
+    """Daily at the office hour and at start, on the scheduler's replica (retention, GDPR)."""
     purged = purge_events(ctx)
     if purged:
         log.info("%s événement(s) traité(s) ou écarté(s) depuis plus de %s jours supprimé(s)", purged,

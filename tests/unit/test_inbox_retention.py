@@ -153,8 +153,8 @@ def test_the_migration_drops_the_bodies_already_stored(tmp_path):
         config.attributes["connection"] = connection
         command.upgrade(config, "0004")
         connection.execute(text(
-            "INSERT INTO inbox_events (dedup_key, source, event_type, issue_id, journal_id, payload, received_at, state,"
-            " attempts, next_attempt_at) VALUES ('issue.updated:42:77', 'webhook', 'issue.updated', 42, 77, :body,"
+            "INSERT INTO inbox_events (dedup_key, source, event_type, issue_id, journal_id, payload, received_at,"
+            " state, attempts, next_attempt_at) VALUES ('issue.updated:42:77', 'webhook', 'issue.updated', 42, 77, :body,"
             " '2027-01-15 08:00:00', 'done', 1, '2027-01-15 08:00:00')"), {"body": REDMINE_7.decode()})
     db.migrate()
     with db.engine.connect() as connection:

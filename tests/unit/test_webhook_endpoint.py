@@ -108,6 +108,8 @@ def settings_from_env():
 def test_serve_refuses_to_start_without_a_secret_unless_the_unauthenticated_mode_is_chosen(
         tmp_path, monkeypatch, settings_from_env, secret):
     """`serve` exits 2 with a French message and no traceback, before migrating or listening."""
+    import gc
+
     import uvicorn
     from typer.testing import CliRunner
 
@@ -115,6 +117,7 @@ def test_serve_refuses_to_start_without_a_secret_unless_the_unauthenticated_mode
 
     served = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # not this test process's objects
     monkeypatch.setenv("RECOUVREMENT_DATABASE_URL", f"sqlite:///{tmp_path}/serve.db")
     if secret is not None:
         monkeypatch.setenv("RECOUVREMENT_WEBHOOK_SECRET", secret)
