@@ -18,7 +18,7 @@ from app.context import Context, build_context
 from app.deadlines import flows as deadlines_flows
 from app.deadlines import service as deadlines_service
 from app.inbox import service as inbox
-from app.inbox.flows import poll_once
+from app.inbox.flows import NO_SECRET, authentication_chosen, poll_once, purge_events
 from app.inbox.models import EventState
 from app.legal import flows as legal_flows
 from app.prevention import flows as prevention_flows
@@ -83,6 +83,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
 
     from app.main import create_app
 
+    if not authentication_chosen(get_settings()):
+        _fail(NO_SECRET)
     ctx = _context()
     app = create_app(ctx, run_jobs=True)
     # The loaded application's objects (~150 000) live as long as the process: frozen out of
@@ -276,7 +278,7 @@ def legal_refresh(now: NowOption = None) -> None:
 @events_cli.callback(invoke_without_command=True)
 def events_list(
     typer_ctx: typer.Context,
-    state: Annotated[Optional[EventState], typer.Option(help="pending, processing, done ou failed")] = None,
+    state: Annotated[Optional[EventState], typer.Option(help="pending, processing, done, failed ou dismissed")] = None,
     limit: int = 50,
 ) -> None:
     """Lister les événements reçus, avec leur état et leur erreur."""
@@ -301,6 +303,27 @@ def events_retry(ids: Annotated[Optional[list[int]], typer.Argument(help="Évén
     """Remettre en file des événements en échec."""
     ctx = _context(now)
     typer.echo(f"{inbox.retry_failed(ctx.db, ctx.clock.now(), ids)} événement(s) remis en file")
+
+
+@events_cli.command("dismiss")
+def events_dismiss(ids: Annotated[list[int], typer.Argument(help="Événements en échec à ne pas retraiter")],
+                   now: NowOption = None) -> None:
+    """Écarter des événements en échec : ils ne seront pas retraités, et seront supprimés comme les traités."""
+    ctx = _context(now)
+    dismissed = inbox.dismiss(ctx.db, ids, ctx.clock.now())
+    typer.echo(f"{len(dismissed)} événement(s) écarté(s)")
+    for event_id in sorted(set(ids) - set(dismissed)):
+        typer.echo(f"#{event_id} : introuvable ou pas en échec, laissé tel quel")
+
+
+@events_cli.command("purge")
+def events_purge(now: NowOption = None) -> None:
+    """Supprimer les événements traités ou écartés depuis plus de retention.events_days jours (30).
+
+    `serve` le fait chaque jour ; les événements en échec restent jusqu'à `retry` ou `dismiss`."""
+    ctx = _context(now)
+    days = ctx.settings.retention.events_days
+    typer.echo(f"{purge_events(ctx)} événement(s) supprimé(s) (traités ou écartés depuis plus de {days} jours)")
 
 
 @redmine_cli.command("check")

@@ -249,6 +249,12 @@ class Prevention(BaseModel):
     output_dir: Path = Path("prevention")  # letters and phase files, per run
 
 
+class Retention(BaseModel):
+    """How long personal data is kept (GDPR): the README's "Personal data" says what is where."""
+
+    events_days: int = Field(default=30, ge=1)  # done or dismissed inbox events; failed ones until retried or dismissed
+
+
 class Worker(BaseModel):
     max_attempts: int = 8
     backoff_base_seconds: int = 30
@@ -272,7 +278,8 @@ class Settings(BaseSettings):
 
     redmine_url: str = "http://127.0.0.1:3000"
     redmine_api_key: SecretStr = SecretStr("")
-    webhook_secret: SecretStr | None = None
+    webhook_secret: SecretStr | None = None  # blank = none: `serve` then refuses to start (issue 14)
+    webhook_unauthenticated: bool = False  # unsigned deliveries accepted: only when chosen, never by default
     database_url: str = "sqlite:///recouvrement.db"
     project: str = "gestion"
     now: datetime | None = Field(default=None, description="Where the process's clock starts")
@@ -290,6 +297,7 @@ class Settings(BaseSettings):
     worker: Worker = Worker()
     deadlines: Deadlines = Deadlines()
     prevention: Prevention = Prevention()
+    retention: Retention = Retention()
 
     @classmethod
     def settings_customise_sources(
@@ -304,8 +312,9 @@ class Settings(BaseSettings):
 
     @field_validator("webhook_secret", mode="before")
     @classmethod
-    def _empty_secret_is_none(cls, value: Any) -> Any:
-        return None if value in ("", None) else value
+    def _blank_secret_is_none(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if text is None or (isinstance(text, str) and not text.strip()) else value
 
 
 @lru_cache

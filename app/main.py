@@ -20,7 +20,8 @@ from app.calendar import PARIS
 from app.context import Context
 from app.deadlines.scheduled import tick_job
 from app.health.views import router as health_router
-from app.inbox.scheduled import poll_job
+from app.inbox.flows import NO_SECRET, UNAUTHENTICATED
+from app.inbox.scheduled import poll_job, purge_job
 from app.inbox.views import router as inbox_router
 from app.leadership.flows import Leadership
 from app.legal.scheduled import legal_job
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 # The jobs of the replica holding the scheduler lease; each runs when it takes the lease.
-LEADER_JOBS = ("poll", "tick", "writeoffs", "prevention", "legal")
+LEADER_JOBS = ("poll", "tick", "writeoffs", "prevention", "legal", "purge")
 
 
 def make_scheduler(ctx: Context, leadership: Leadership) -> BackgroundScheduler:
@@ -48,8 +49,10 @@ def make_scheduler(ctx: Context, leadership: Leadership) -> BackgroundScheduler:
                       args=[ctx], id="tick", **common)
     office = ctx.settings.deadlines.office_hour
     # C-31: the write-off scan; P-4, P-6, P-12: the monthly prevention runs, checked daily (each
-    # done once); L-0 … L-16: the legal check of every open litigation file, as dates pass.
-    for job_id, job in (("writeoffs", scan_job), ("prevention", prevention_job), ("legal", legal_job)):
+    # done once); L-0 … L-16: the legal check of every open litigation file, as dates pass; the
+    # purge of finished inbox events (retention).
+    for job_id, job in (("writeoffs", scan_job), ("prevention", prevention_job), ("legal", legal_job),
+                        ("purge", purge_job)):
         scheduler.add_job(leading(job), "cron", hour=office.hour, minute=office.minute, args=[ctx], id=job_id,
                           **common)
 
@@ -69,8 +72,9 @@ def create_app(ctx: Context, run_jobs: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if ctx.settings.webhook_secret is None:
-            log.warning("RECOUVREMENT_WEBHOOK_SECRET absent : les webhooks ne sont pas authentifiés")
+        if ctx.settings.webhook_secret is None:  # at every start (`serve` refuses to start with neither)
+            unauthenticated = ctx.settings.webhook_unauthenticated
+            log.warning(UNAUTHENTICATED if unauthenticated else f"{NO_SECRET} ; livraisons refusées")
         if scheduler:
             scheduler.start()
         yield

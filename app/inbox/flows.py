@@ -10,9 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
+from datetime import timedelta
+from itertools import accumulate
 
 from app.clock import to_utc
+from app.config import Settings
 from app.context import Context
 from app.inbox import service
 from integrations.redmine.interface import Issue
@@ -36,7 +40,28 @@ class ParsedEvent:
     event_type: str
     issue_id: int
     journal_id: int | None
-    payload: str
+
+
+NO_SECRET = ("aucun secret de webhook : définir RECOUVREMENT_WEBHOOK_SECRET (le secret du webhook de Redmine), "
+             "ou RECOUVREMENT_WEBHOOK_UNAUTHENTICATED=true pour accepter des livraisons non signées")
+UNAUTHENTICATED = ("webhooks non authentifiés (RECOUVREMENT_WEBHOOK_UNAUTHENTICATED=true) : quiconque joint "
+                   "le service peut y déposer des événements")
+
+
+def authentication_chosen(settings: Settings) -> bool:
+    """A webhook secret is set, or the unauthenticated mode is explicitly chosen: `serve`
+    refuses to start otherwise (an empty secret used to turn authentication off)."""
+    return settings.webhook_secret is not None or settings.webhook_unauthenticated
+
+
+def authenticate(body: bytes, header: str | None, settings: Settings) -> None:
+    """Checks a delivery's signature against the webhook secret; lets any delivery through
+    in the unauthenticated mode only. Raises IntakeError 401: signature missing or wrong,
+    or no secret set (a service started without one refuses everything)."""
+    if settings.webhook_secret is not None:
+        verify_signature(body, header, settings.webhook_secret.get_secret_value())
+    elif not settings.webhook_unauthenticated:
+        raise IntakeError(401, "livraison refusée : aucun secret configuré (RECOUVREMENT_WEBHOOK_SECRET)")
 
 
 def verify_signature(body: bytes, header: str | None, secret: str) -> None:
@@ -67,11 +92,43 @@ def _journal_id(journal: object) -> int | None:
     return _positive_int(journal.get("id"), "journal.id")
 
 
+# What the standard JSON parser cannot take safely, refused before it runs: nesting past
+# the interpreter's recursion limit (~1 000) raises RecursionError, an integer of more than
+# 4 300 digits ValueError. Redmine's deliveries nest 6 levels (data.issue.custom_fields[].
+# value[]) and its numbers are 10-digit ids or short decimals.
+MAX_DEPTH = 32
+MAX_DIGITS = 40
+_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\\?\Z)', re.DOTALL)  # a JSON string (or its unclosed end)
+_LONG_NUMBER = re.compile(rb"[0-9]{%d}" % (MAX_DIGITS + 1))
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_LEVELS = bytes.maketrans(b"[{]}", b"\2\2\0\0")  # an opening bracket 2, a closing one 0: the level moves by v - 1
+
+
+def _check_limits(body: bytes) -> None:
+    """Raises IntakeError 400 when ``body`` nests deeper than MAX_DEPTH or writes a number
+    with more than MAX_DIGITS digits in a row; brackets and digits inside strings are text.
+    Linear in the body's size (UTF-8: no byte of a multi-byte character is ASCII)."""
+    bare = _STRING.sub(b'""', body)
+    if _LONG_NUMBER.search(bare):
+        raise IntakeError(400, f"nombre trop long : {MAX_DIGITS} chiffres de suite au plus")
+    levels = bare.translate(_LEVELS, _NOT_BRACKETS)
+    if max(accumulate(levels, lambda level, v: level + v - 1, initial=0)) > MAX_DEPTH:
+        raise IntakeError(400, f"JSON trop imbriqué : {MAX_DEPTH} niveaux au plus")
+
+
 def parse_delivery(body: bytes) -> ParsedEvent:
-    """A webhook body, native (Redmine ≥ 7) or plugin format, as an inbox event."""
+    """A webhook body, native (Redmine ≥ 7) or plugin format, as an inbox event.
+
+    Raises IntakeError 400: not UTF-8 (RFC 8259), beyond the parser's limits, not JSON, not
+    a Redmine issue event."""
     try:
-        document = json.loads(body.decode("utf-8-sig"))  # UTF-8 only (RFC 8259): the payload is stored as text
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IntakeError(400, f"JSON invalide : {exc}") from None
+    _check_limits(body)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise IntakeError(400, f"JSON invalide : {exc}") from None
     if not isinstance(document, dict):
         raise IntakeError(400, "objet JSON attendu")
@@ -106,7 +163,6 @@ def parse_delivery(body: bytes) -> ParsedEvent:
         event_type=event_type,
         issue_id=issue_id,
         journal_id=journal_id,
-        payload=body.decode("utf-8"),
     )
 
 
@@ -124,8 +180,13 @@ def event_from_issue(issue: Issue) -> ParsedEvent:
     webhook Redmine would have sent for its latest change."""
     journal_id = issue.last_journal_id
     event_type = "issue.created" if journal_id is None else "issue.updated"
-    payload = json.dumps({"source": "poll", "issue": {"id": issue.id, "updated_on": issue.updated_on.isoformat()}})
-    return ParsedEvent(dedup_key(event_type, issue.id, journal_id), "poll", event_type, issue.id, journal_id, payload)
+    return ParsedEvent(dedup_key(event_type, issue.id, journal_id), "poll", event_type, issue.id, journal_id)
+
+
+def purge_events(ctx: Context) -> int:
+    """Delete the events done or dismissed more than ``retention.events_days`` ago; failed
+    ones stay until retried or dismissed. Returns how many were deleted."""
+    return service.purge(ctx.db, ctx.clock.now() - timedelta(days=ctx.settings.retention.events_days))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""The durable inbox: every Redmine event, from a webhook or from polling, before any effect."""
+"""The durable inbox: every Redmine event, from a webhook or from polling, before any effect.
+
+An event keeps what processing needs — type, issue id, journal id, source — never the
+delivery's body (names, notes, amounts: personal data, issue 14); finished ones are purged
+after ``retention.events_days``."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ class EventState(str, enum.Enum):
     processing = "processing"
     done = "done"
     failed = "failed"
+    dismissed = "dismissed"  # a failed event a person chose not to retry: purged like a done one
 
 
 class InboxEvent(Base):
@@ -28,7 +33,6 @@ class InboxEvent(Base):
     event_type: Mapped[str] = mapped_column(String(40))
     issue_id: Mapped[int] = mapped_column(Integer)
     journal_id: Mapped[int | None] = mapped_column(Integer)
-    payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     state: Mapped[EventState] = mapped_column(Enum(EventState, native_enum=False, length=20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

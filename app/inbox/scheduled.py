@@ -1,11 +1,12 @@
-"""Periodic polling of Redmine (Redmines without webhooks, and missed deliveries)."""
+"""Periodic polling of Redmine (Redmines without webhooks, and missed deliveries), and the
+daily purge of finished events (personal data kept no longer than needed)."""
 
 from __future__ import annotations
 
 import logging
 
 from app.context import Context
-from app.inbox.flows import poll_once
+from app.inbox.flows import poll_once, purge_events
 from integrations.redmine.interface import RedmineError
 
 log = logging.getLogger(__name__)
@@ -19,3 +20,11 @@ def poll_job(ctx: Context) -> None:
         return
     if report.queued:
         log.info("lecture périodique : %s ticket(s) modifié(s), %s événement(s) en file", report.changed, report.queued)
+
+
+def purge_job(ctx: Context) -> None:
+    """Daily at the office hour and at start, on the scheduler's replica (retention, GDPR)."""
+    purged = purge_events(ctx)
+    if purged:
+        log.info("%s événement(s) traité(s) ou écarté(s) depuis plus de %s jours supprimé(s)", purged,
+                 ctx.settings.retention.events_days)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.database import Database, insert_for
@@ -27,7 +27,7 @@ def _store(session: Session, event: ParsedEvent, now: datetime) -> Stored:
     inserted = session.scalar(
         insert_for(session)(InboxEvent)
         .values(dedup_key=event.dedup_key, source=event.source, event_type=event.event_type,
-                issue_id=event.issue_id, journal_id=event.journal_id, payload=event.payload,
+                issue_id=event.issue_id, journal_id=event.journal_id,
                 received_at=now, state=EventState.pending, attempts=0, next_attempt_at=now)
         .on_conflict_do_nothing(index_elements=["dedup_key"])
         .returning(InboxEvent.id)
@@ -49,7 +49,7 @@ def store_events(db: Database, events: list[tuple[ParsedEvent, datetime]]) -> li
     the table, not the model: the ORM's bulk path costs more than the INSERT itself."""
     table = InboxEvent.__table__
     rows = [dict(dedup_key=e.dedup_key, source=e.source, event_type=e.event_type, issue_id=e.issue_id,
-                 journal_id=e.journal_id, payload=e.payload, received_at=now, state=EventState.pending, attempts=0,
+                 journal_id=e.journal_id, received_at=now, state=EventState.pending, attempts=0,
                  next_attempt_at=now) for e, now in events]
     with db.session() as session:
         inserted = dict(session.execute(
@@ -168,6 +168,23 @@ def retry_failed(db: Database, now: datetime, event_ids: list[int] | None = None
             query = query.where(InboxEvent.id.in_(event_ids))
         return session.execute(query.values(state=EventState.pending, attempts=0, next_attempt_at=now,
                                             finished_at=None)).rowcount
+
+
+def dismiss(db: Database, event_ids: list[int], now: datetime) -> list[int]:
+    """Mark failed events dismissed (not to be retried; purged like done ones, counted from
+    now). Returns the ids dismissed; others (unknown, not failed) are left as they are."""
+    with db.session() as session:
+        return sorted(session.scalars(
+            update(InboxEvent).where(InboxEvent.id.in_(event_ids), InboxEvent.state == EventState.failed)
+            .values(state=EventState.dismissed, finished_at=now).returning(InboxEvent.id)))
+
+
+def purge(db: Database, finished_before: datetime) -> int:
+    """Delete the done and dismissed events finished before ``finished_before``; the count."""
+    with db.session() as session:
+        return session.execute(delete(InboxEvent).where(
+            InboxEvent.state.in_([EventState.done, EventState.dismissed]),
+            InboxEvent.finished_at < finished_before)).rowcount
 
 
 def list_events(db: Database, state: EventState | None = None, limit: int = 50) -> list[InboxEvent]:

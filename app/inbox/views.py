@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.database import Database
 from app.inbox import service
-from app.inbox.flows import SIGNATURE_HEADER, IntakeError, ParsedEvent, parse_delivery, verify_signature
+from app.inbox.flows import SIGNATURE_HEADER, IntakeError, ParsedEvent, authenticate, parse_delivery
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -96,8 +96,7 @@ async def receive_redmine_webhook(request: Request) -> JSONResponse:
     settings = ctx.settings
     try:
         body = await _read_body(request, settings.webhook_max_bytes)
-        if settings.webhook_secret is not None:
-            verify_signature(body, request.headers.get(SIGNATURE_HEADER), settings.webhook_secret.get_secret_value())
+        authenticate(body, request.headers.get(SIGNATURE_HEADER), settings)
         event = parse_delivery(body)
     except IntakeError as exc:
         log.info("webhook refusé (%s) : %s", exc.status, exc.message)

@@ -66,6 +66,46 @@ def test_serve_refuses_bad_deliveries_and_processes_a_good_one(admin, service, c
     assert "webhook" in wait_for(done_listing, 30, "événement marqué traité")
 
 
+WEBHOOKS_ONLY = {"RECOUVREMENT_WORKER__POLL_INTERVAL_SECONDS": "3600",
+                 "RECOUVREMENT_SYNC_SINCE": "2100-01-01T00:00:00+00:00"}
+
+
+def test_serve_answers_400_to_json_the_parser_cannot_take(service):
+    """Issue 14: a body nested 20 000 deep and an integer of 5 000 digits were 500s (uvicorn, not only TestClient)."""
+    replica = Replica(service.env | WEBHOOKS_ONLY).wait_up()  # the default body limit, 1 MiB
+    try:
+        deep = b'{"type": "issue.created", "data": {"issue": {"id": 1, "x": ' + b"[" * 20_000 + b"]" * 20_000 + b"}}}"
+        long = b'{"type": "issue.created", "data": {"issue": {"id": ' + b"7" * 5_000 + b"}}}"
+        for body, says in ((deep, "JSON trop imbriqué"), (long, "nombre trop long")):
+            response = httpx.post(f"{replica.url}/webhooks/redmine", content=body, headers=sign(body, WEBHOOK_SECRET),
+                                  timeout=30)
+            assert response.status_code == 400 and says in response.json()["error"], response.text
+        assert httpx.get(f"{replica.url}/health", timeout=10).status_code == 200
+    finally:
+        output = replica.stop()
+    assert "Traceback" not in output
+    assert "aucun événement" in service.cli("events").stdout
+
+
+def test_serve_refuses_to_start_without_a_secret_unless_unauthenticated_is_chosen(service):
+    """Issue 14: an empty secret silently turned authentication off."""
+    refused = Replica(service.env | WEBHOOKS_ONLY | {"RECOUVREMENT_WEBHOOK_SECRET": " "})
+    try:
+        exit_code = refused.process.wait(timeout=60)
+    finally:
+        output = refused.stop()
+    assert exit_code == 2 and "erreur : aucun secret de webhook" in output and "Traceback" not in output
+
+    chosen = Replica(service.env | WEBHOOKS_ONLY | {"RECOUVREMENT_WEBHOOK_SECRET": "",
+                                                    "RECOUVREMENT_WEBHOOK_UNAUTHENTICATED": "true"}).wait_up()
+    try:
+        body = json.dumps({"type": "issue.created", "data": {"issue": {"id": 2**31 - 1}}}).encode()  # no such issue
+        assert httpx.post(f"{chosen.url}/webhooks/redmine", content=body, timeout=30).status_code == 202
+    finally:
+        output = chosen.stop()
+    assert "webhooks non authentifiés" in output
+
+
 def test_redmine_check_says_precisely_what_is_missing(service):
     ok = service.cli("redmine", "check")
     assert "Redmine conforme" in ok.stdout

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from app.inbox import service
-from app.inbox.flows import IntakeError, event_from_issue, parse_delivery, poll_once, verify_signature
+from app.inbox.flows import (MAX_DEPTH, MAX_DIGITS, IntakeError, event_from_issue, parse_delivery, poll_once,
+                             verify_signature)
 from app.inbox.models import InboxEvent
 from tests.unit.helpers import NOW
 
@@ -65,6 +66,35 @@ def test_malformed_or_unknown_bodies_are_refused_with_a_reason(body, says):
     with pytest.raises(IntakeError) as refused:
         parse_delivery(body)
     assert refused.value.status == 400 and says in refused.value.message
+
+
+def _created(inner: str) -> bytes:
+    return ('{"type": "issue.created", "data": {"issue": {"id": 1, "x": %s}}}' % inner).encode()
+
+
+@pytest.mark.parametrize("body, says", [
+    (b"[" * 20_000 + b"]" * 20_000, "trop imbriqué"),  # the issue's example: a RecursionError, a 500
+    (b'{"a":' * 20_000 + b"1" + b"}" * 20_000, "trop imbriqué"),
+    (_created("[" * (MAX_DEPTH - 2) + "]" * (MAX_DEPTH - 2)), "trop imbriqué"),  # one level too many
+    (b"[" * 20_000, "trop imbriqué"),  # never closed
+    (b'{"type": "issue.created", "data": {"issue": {"id": ' + b"7" * 5_000 + b"}}}", "nombre trop long"),  # a 500
+    (_created("-" + "9" * 5_000), "nombre trop long"),
+    (_created("0." + "3" * 5_000), "nombre trop long"),
+    (_created("1e" + "9" * 5_000), "nombre trop long"),
+    (_created("1" * (MAX_DIGITS + 1)), "nombre trop long"),
+])
+def test_json_beyond_the_depth_and_number_limits_is_refused_before_parsing(body, says):
+    with pytest.raises(IntakeError) as refused:
+        parse_delivery(body)
+    assert refused.value.status == 400 and says in refused.value.message
+
+
+def test_the_limits_count_what_is_outside_strings_only():
+    at_limit = _created("[" * (MAX_DEPTH - 3) + "]" * (MAX_DEPTH - 3))  # { data { issue { x [ … : MAX_DEPTH
+    assert parse_delivery(at_limit).issue_id == 1
+    in_strings = _created(json.dumps("[{" * 5_000 + "7" * 5_000 + '\\"[' * 100))
+    assert parse_delivery(in_strings).issue_id == 1
+    assert parse_delivery(_created("1" * MAX_DIGITS + ".5e-" + "1" * MAX_DIGITS)).issue_id == 1
 
 
 def test_signature_is_the_hmac_sha256_of_the_raw_body():

@@ -61,6 +61,8 @@ def test_secrets_never_show(monkeypatch):
     assert settings.redmine_api_key.get_secret_value() == "cle-tres-secrete"
     monkeypatch.setenv("RECOUVREMENT_WEBHOOK_SECRET", "")
     assert Settings().webhook_secret is None
+    monkeypatch.setenv("RECOUVREMENT_WEBHOOK_SECRET", "  ")
+    assert Settings().webhook_secret is None and not Settings().webhook_unauthenticated
 
 
 def test_the_clock_is_fixed_or_running():
@@ -91,7 +93,8 @@ def test_the_yaml_file_wins_over_defaults_without_environment(tmp_path, monkeypa
 
 
 def test_an_empty_webhook_secret_is_no_secret():
-    assert Settings(webhook_secret="").webhook_secret is None
+    for empty in ("", "   ", "\t\n"):
+        assert Settings(webhook_secret=empty).webhook_secret is None
     secret = Settings(webhook_secret="s3cret-value").webhook_secret
     assert "s3cret-value" not in repr(secret) and secret.get_secret_value() == "s3cret-value"
 

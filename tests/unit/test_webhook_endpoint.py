@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+import logging
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,6 +25,12 @@ def signed(body: bytes, secret: str = SECRET) -> dict:
 @pytest.fixture
 def signed_ctx(tmp_path):
     return make_context(tmp_path, Settings(webhook_secret=SECRET, webhook_max_bytes=2000))
+
+
+@pytest.fixture
+def open_ctx(tmp_path):
+    """Deliveries not authenticated, as explicitly chosen."""
+    return make_context(tmp_path, Settings(webhook_unauthenticated=True))
 
 
 def post(ctx, body, headers):
@@ -65,8 +72,66 @@ def test_body_over_the_limit_is_413_and_stores_nothing(signed_ctx):
     assert stored(signed_ctx) == []
 
 
-def test_without_a_secret_unsigned_deliveries_are_accepted(ctx):
-    assert post(ctx, BODY, {}).status_code == 202
+@pytest.mark.parametrize("secret", [None, "", "   ", " \t\n"])
+def test_without_a_secret_every_delivery_is_refused(tmp_path, secret):
+    """Issue 14: an empty secret silently turned authentication off."""
+    ctx = make_context(tmp_path, Settings(webhook_secret=secret))
+    for headers in ({}, signed(BODY, ""), signed(BODY, secret or "")):
+        response = post(ctx, BODY, headers)
+        assert response.status_code == 401 and "RECOUVREMENT_WEBHOOK_SECRET" in response.json()["error"]
+    assert stored(ctx) == []
+
+
+def test_in_the_unauthenticated_mode_unsigned_deliveries_are_accepted_with_a_warning_at_start(open_ctx, caplog):
+    with caplog.at_level(logging.WARNING, logger="app.main"):
+        assert post(open_ctx, BODY, {}).status_code == 202
+    assert "non authentifiés" in caplog.text and "RECOUVREMENT_WEBHOOK_UNAUTHENTICATED" in caplog.text
+
+
+def test_a_secret_wins_over_the_unauthenticated_mode(tmp_path):
+    ctx = make_context(tmp_path, Settings(webhook_secret=SECRET, webhook_unauthenticated=True))
+    assert post(ctx, BODY, {}).status_code == 401
+    assert post(ctx, BODY, signed(BODY)).status_code == 202
+
+
+@pytest.fixture
+def settings_from_env():
+    """The CLI reads its settings once per process: read again for each invocation here."""
+    from app.config import get_settings
+
+    get_settings.cache_clear()
+    yield get_settings.cache_clear
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("secret", [None, "", "   "])
+def test_serve_refuses_to_start_without_a_secret_unless_the_unauthenticated_mode_is_chosen(
+        tmp_path, monkeypatch, settings_from_env, secret):
+    """`serve` exits 2 with a French message and no traceback, before migrating or listening."""
+    import gc
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # not this test process's objects
+    monkeypatch.setenv("RECOUVREMENT_DATABASE_URL", f"sqlite:///{tmp_path}/serve.db")
+    if secret is not None:
+        monkeypatch.setenv("RECOUVREMENT_WEBHOOK_SECRET", secret)
+    refused = CliRunner().invoke(cli, ["serve"])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "erreur : aucun secret de webhook" in refused.output
+    assert "RECOUVREMENT_WEBHOOK_UNAUTHENTICATED=true" in refused.output
+    assert served == [] and not (tmp_path / "serve.db").exists()
+
+    monkeypatch.setenv("RECOUVREMENT_WEBHOOK_UNAUTHENTICATED", "true")
+    settings_from_env()
+    started = CliRunner().invoke(cli, ["serve"])
+    assert started.exit_code == 0, started.output
+    assert served == [{"host": "127.0.0.1", "port": 8000, "log_level": "info"}]
 
 
 def test_health_and_ready(ctx):
@@ -93,15 +158,15 @@ def test_the_signature_is_checked_before_the_body_is_read_as_json(signed_ctx):
     assert stored(signed_ctx) == []
 
 
-def test_both_formats_of_one_change_are_stored_once(ctx):
+def test_both_formats_of_one_change_are_stored_once(open_ctx):
     native = json.dumps({"type": "issue.updated", "data": {"issue": {"id": 5}, "journal": {"id": 8}}}).encode()
     plugin = json.dumps({"payload": {"action": "updated", "issue": {"id": 5}, "journal": {"id": 8}}}).encode()
-    assert post(ctx, native, {}).status_code == 202
-    assert post(ctx, plugin, {}).status_code == 200
-    assert len(stored(ctx)) == 1
+    assert post(open_ctx, native, {}).status_code == 202
+    assert post(open_ctx, plugin, {}).status_code == 200
+    assert len(stored(open_ctx)) == 1
 
 
-def test_concurrent_deliveries_are_stored_together_and_a_failed_group_one_by_one(ctx, monkeypatch):
+def test_concurrent_deliveries_are_stored_together_and_a_failed_group_one_by_one(open_ctx, monkeypatch):
     """Group commit: one transaction for the deliveries that arrive while one is written; if
     it fails, each is stored alone, so that one bad event does not refuse the others."""
     import asyncio
@@ -123,10 +188,10 @@ def test_concurrent_deliveries_are_stored_together_and_a_failed_group_one_by_one
               for j in range(1, 21)]
 
     async def deliver_all():
-        transport = httpx.ASGITransport(app=create_app(ctx))
+        transport = httpx.ASGITransport(app=create_app(open_ctx))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             return await asyncio.gather(*(client.post("/webhooks/redmine", content=b) for b in bodies))
 
     answers = asyncio.run(deliver_all())
     assert [a.status_code for a in answers] == [202] * 20
-    assert len(stored(ctx)) == 20 and max(groups) > 1
+    assert len(stored(open_ctx)) == 20 and max(groups) > 1
