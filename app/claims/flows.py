@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from app.claims import service
 from app.context import Context
@@ -22,6 +23,9 @@ from app.leadership.flows import replica_name
 from integrations.redmine.interface import RedmineUnavailable
 
 WAIT_STEP_SECONDS = 0.2
+# A freed claim is kept longer than any unit of work that may have read Redmine before it
+# (events and deadlines stop writing at their lease's end, minutes; daily scans, minutes).
+KEPT = timedelta(days=1)
 
 
 class ClaimBusy(RedmineUnavailable):
@@ -45,3 +49,8 @@ def claimed(ctx: Context, key: str) -> Iterator[bool]:
         yield claim.contended
     finally:
         service.release(ctx.db, claim)
+
+
+def purge_claims(ctx: Context) -> int:
+    """Forget the claims freed more than a day ago (daily, with the inbox purge)."""
+    return service.purge(ctx.db, ctx.clock.now() - KEPT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from app.claims.flows import purge_claims
 from app.context import Context
 from app.inbox.flows import poll_once, purge_events
 from integrations.redmine.interface import RedmineError
@@ -28,3 +29,4 @@ def purge_job(ctx: Context) -> None:
     if purged:
         log.info("%s événement(s) traité(s) ou écarté(s) depuis plus de %s jours supprimé(s)", purged,
                  ctx.settings.retention.events_days)
+    purge_claims(ctx)

@@ -2,13 +2,13 @@
 what earlier rows hold (names, notes, amounts), is dropped.
 
 Revision ID: 0006
-Revises: 0004 (0005 once merged beside the claims migration)
+Revises: 0005
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -150,3 +150,13 @@ def test_an_event_processed_past_its_lease_writes_nothing_and_waits(tmp_path):
     waiting = event(ctx, event_id)
     assert waiting.state is EventState.pending and "bail de traitement écoulé" in waiting.last_error
     assert ctx.redmine.get_issue(lit.id).parent_id is None and ctx.redmine.children(lit.id) == []
+
+
+def test_the_daily_purge_forgets_claims_freed_more_than_a_day_ago(ctx):
+    from app.inbox.scheduled import purge_job
+
+    claims.release(ctx.db, claims.take(ctx.db, "note/1/old", "A", NOW - timedelta(days=1, seconds=1), 60))
+    claims.release(ctx.db, claims.take(ctx.db, "note/1/today", "A", NOW - timedelta(hours=23), 60))
+    purge_job(ctx)
+    assert claims.take(ctx.db, "note/1/old", "B", NOW, 60).contended is False
+    assert claims.take(ctx.db, "note/1/today", "B", NOW, 60).contended is True
