@@ -19,7 +19,7 @@ def test_escaping_keeps_ordinary_text(kept):
 
 @pytest.mark.parametrize("markup, escaped", [
     ("*x*", "&#42;x&#42;"), ("#3", "&#35;3"), ("@c@", "&#64;c&#64;"), ("-del-", "&#45;del&#45;"),
-    ("_em_", "&#95;em&#95;"), ('"x":http://a', "&#34;x&#34;:http://a"), ("{{toc}}", "&#123;&#123;toc&#125;&#125;"),
+    ("_em_", "&#95;em&#95;"), ('"x":http://a', "&#34;x&#34;&#58;http&#58;//a"), ("{{toc}}", "&#123;&#123;toc&#125;&#125;"),
     ("a & b <b>", "a &#38; b &#60;b&#62;"),
 ])
 def test_escaping_neutralises_markup(markup, escaped):
