@@ -1,0 +1,110 @@
+"""People's values on the real Redmine (Debian's 5.0, Textile): a note the service renders
+shows every value as typed in the issue's HTML page — no link, image, heading, quote,
+mention or macro — while its own bold labels and lists still render."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from html.parser import HTMLParser
+
+from hypothesis import HealthCheck, Phase, example, given, settings, strategies as st
+
+from app.litigation.case import Party, PartyRole
+from app.templates import render
+from tests.unit.test_texts import HOSTILE, typed
+
+VALUE = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=5)), max_size=6).map("".join)
+VOID = {"br", "img", "hr", "input", "meta", "link", "wbr", "col", "source"}
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str | None]):
+        self.tag, self.attrs, self.children = tag, attrs, []
+
+    def elements(self, tag: str | None = None) -> list[Node]:
+        found = []
+        for child in self.children:
+            if isinstance(child, Node):
+                if tag is None or child.tag == tag:
+                    found.append(child)
+                found += child.elements(tag)
+        return found
+
+    def text(self) -> str:
+        return "".join("\n" if isinstance(c, Node) and c.tag == "br" else c.text() if isinstance(c, Node) else c
+                       for c in self.children)
+
+
+class Page(HTMLParser):
+    """The page as a tree (entities decoded in the text)."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.root = Node("page", {})
+        self._open = [self.root]
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, dict(attrs))
+        self._open[-1].children.append(node)
+        if tag not in VOID:
+            self._open.append(node)
+
+    def handle_endtag(self, tag):
+        for depth in range(len(self._open) - 1, 0, -1):
+            if self._open[depth].tag == tag:
+                del self._open[depth:]
+                return
+
+    def handle_data(self, data):
+        self._open[-1].children.append(data)
+
+    def last_note(self) -> Node:
+        notes = [n for n in self.root.elements("div") if re.fullmatch(r"journal-\d+-notes", n.attrs.get("id") or "")]
+        return max(notes, key=lambda n: int(n.attrs["id"].split("-")[1]))
+
+
+def folded(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_hostile_values_show_as_typed_in_a_real_note(admin, service):
+    web = admin.browser("lecteur.pages")
+    issue = admin.create_issue(service.project, "Annulation frais", "Textes saisis par des personnes", {})
+    redmine = service.context().redmine
+
+    # Bounded: 30 notes and pages (about a minute); a failure is reported as found (no shrinking).
+    @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck),
+              phases=[Phase.explicit, Phase.generate])
+    @given(VALUE, VALUE, VALUE, VALUE)
+    @example("user:admin", "h1. Titre\nbq. citation\n\n* puce\n> quote\n|a|b|\nwww.example.invalid !http://x.invalid/a.png!",
+             "project:gestion r1 #1 [[Page]] {{toc}} \"lien\":http://x.invalid", "@admin jean@example.invalid \u202eabc\u2066")
+    @example("Jean *Dupont*", "fn1. note\np. para\n-- tiret\n# un\n1. deux", "==<b>brut</b>==", "commit:abc source:x ftp://x")
+    def check(decider, reason, first, second):
+        note = "\n\n".join([
+            render("cancellation_refused", decider=decider, reason=reason, round="dg", escalation_field="Escalade DG",
+                   justification_field="Justification", days=8),
+            render("litigation_opening_analysis", act="commandement de payer", in_premises=True,
+                   parties=[Party(first, PartyRole.co_tenant), Party(second, PartyRole.guarantor)],
+                   cost_per_act=Decimal(300), estimated_cost=Decimal(600), debt=None, funds_request_id=None,
+                   owner_task_id=4, register_id=1, unassigned_register_group=None)])
+        redmine.update_issue(issue["id"], notes=note)
+        journal = Page(web.get(f"/issues/{issue['id']}").text).last_note()
+
+        refusal = journal.elements("p")[0]  # "*Annulation refusée* par {{ decider }} : {{ reason }}"
+        assert [s.text() for s in refusal.elements("strong")] == ["Annulation refusée"]
+        assert {e.tag for e in refusal.elements()} <= {"strong", "br"}
+        assert folded(refusal.text()) == folded(f"Annulation refusée par {typed(decider)} : {typed(reason)}")
+
+        [items, parties] = journal.elements("ul")  # the service's list, the parties nested in it
+        assert len([li for li in items.children if isinstance(li, Node) and li.tag == "li"]) == 6
+        assert [folded(li.text()) for li in parties.elements("li")] == [
+            folded(f"{typed(first)} (colocataire)"), folded(f"{typed(second)} (caution)")]
+        for li in parties.elements("li"):
+            assert {e.tag for e in li.elements()} <= {"br"}
+        assert {a.text() for a in journal.elements("a")} <= {"#1", "#4"}  # the service's own issue links
+        assert not {e.tag for e in journal.elements()} & {"img", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+                                                        "table", "pre", "code", "div", "ol", "span", "del", "ins"}
+
+    check()
