@@ -4,14 +4,17 @@ mention or macro — while its own bold labels and lists still render."""
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 from html.parser import HTMLParser
 
+import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings, strategies as st
 
 from app.litigation.case import Party, PartyRole
-from app.templates import render
+from app.templates import TEXT_FORMATS, WORD_JOINER, escape, render
+from tests.e2e.redmine_admin import rails_runner
 from tests.unit.test_texts import HOSTILE, typed
 
 VALUE = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=5)), max_size=6).map("".join)
@@ -108,3 +111,34 @@ def test_hostile_values_show_as_typed_in_a_real_note(admin, service):
                                                         "table", "pre", "code", "div", "ol", "span", "del", "ins"}
 
     check()
+
+
+FORMATTER_CHECK = """
+require 'json'
+items = JSON.parse(File.read(ARGV[0]))
+print JSON.generate(items.map { |item|
+  html = Redmine::WikiFormatting.to_html(item["format"], item["text"])
+  {"html" => html, "link" => !!(html =~ ApplicationHelper::LINKS_RE), "macro" => !!(item["text"] =~ ApplicationHelper::MACROS_RE),
+   "wiki" => !!(html =~ /\\[\\[[^\\n|]+?\\]\\]/)}
+})
+"""
+
+
+@pytest.mark.parametrize("text_format", TEXT_FORMATS)
+def test_values_escaped_for_each_format_pass_its_real_formatter_as_typed(tmp_path, text_format):
+    """Markdown and CommonMark as the real Redmine formats them (its Redcarpet and
+    commonmarker, without changing the shared Redmine's setting), and Redmine's link and
+    macro patterns run over the result: each value alone in a note, the worst place."""
+    values = [*HOSTILE, *(a + b for a in HOSTILE[:20] for b in HOSTILE[20:40:3]),
+              "h1. Titre\nbq. citation\n\n* puce\n> quote\n|a|b|\nwww.example.invalid !http://x.invalid/a.png!",
+              "1. un\n2) deux\n    code\n===\n---\n+ plus\n```\nfence\n```", "<script>alert(1)</script> &lt; &#64;"]
+    source = tmp_path / "items.json"
+    source.write_text(json.dumps([{"format": text_format, "text": escape(v, text_format)} for v in values]))
+    script = tmp_path / "check.rb"
+    script.write_text(FORMATTER_CHECK)
+    results = json.loads(rails_runner(str(script), str(source)))
+    for value, result in zip(values, results, strict=True):
+        tree = Page(result["html"]).root
+        assert folded(tree.text().replace(WORD_JOINER, "")) == folded(typed(value)), value
+        assert {e.tag for e in tree.elements()} <= {"p", "br"}, (value, result["html"])
+        assert not (result["link"] or result["macro"] or result["wiki"]), (value, result)
