@@ -182,7 +182,7 @@ hostile = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=6)), max
 
 # What Redmine's passes look for in the HTML (ApplicationHelper, WikiFormatting::LinksHelper).
 REDMINE_TRIGGERS = re.compile(
-    r"(?:https?|s?ftps?)://|www\.|[a-z]+:\S|(?:^|[\s(,\-\[>])@|(?<!&)#\d|(?<![A-Za-z0-9&])r\d|\[\[|\{\{"
+    r"(?:https?|s?ftps?)://|www\.|[a-z]+:\S|(?:^|[\s(,\-\[>])(?:@|##?\d|r\d)|\[\[|\{\{"
     r"|[\w.!#$%+\-/]@[A-Za-z0-9-]", re.MULTILINE)
 MARKDOWN_LINE_START = re.compile(r"^(?:[*#>|=\-+_~`]|\d+[.)]|\s)", re.MULTILINE)
 TEXTILE_LINE_START = re.compile(r"^(?:[*#>|=\-+_%^~!\"({\[<]|[A-Za-z]+\d*\S*?\.)", re.MULTILINE)
@@ -203,7 +203,8 @@ def typed(value: str) -> str:
 @given(hostile, st.sampled_from(TEXT_FORMATS))
 def test_escaped_values_show_as_typed_and_trigger_nothing(value, text_format):
     escaped = escape(value, text_format)
-    assert shown(escaped, text_format) == typed(value)
+    expected = typed(value).replace(WORD_JOINER, "") if text_format == "common_mark" else typed(value)
+    assert shown(escaped, text_format) == expected
     assert not re.search(f"[{BIDI}]", escaped)
     if text_format == "common_mark":  # the parser decodes escapes: Redmine sees the text, word joiners in it
         assert not REDMINE_TRIGGERS.search(re.sub(r"\\(.)", r"\1", escaped))
