@@ -142,3 +142,15 @@ def test_values_escaped_for_each_format_pass_its_real_formatter_as_typed(tmp_pat
         assert folded(tree.text().replace(WORD_JOINER, "")) == folded(typed(value)), value
         assert {e.tag for e in tree.elements()} <= {"p", "br"}, (value, result["html"])
         assert not (result["link"] or result["macro"] or result["wiki"]), (value, result)
+
+
+def test_values_with_filter_syntax_are_found_in_redmine(admin, service):
+    """A search by a typed value (a mandate number, a reference in an operation key) finds
+    exactly its ticket, even when Redmine's filter syntax would read it as an operator
+    (``!``, ``~``, ``*``), a list ("|") or stop at a line break."""
+    values = ["!M-1", "~M-1", "*", "M-1|M-2", "M-1", "M 1\nM-2", "^M", "$M", "!*"]
+    made = {v: admin.create_issue(service.project, "Registre des mandats", f"Mandat {v!r}", {"N° mandat": v})["id"]
+            for v in values}
+    redmine = service.context().redmine
+    for value in values:
+        assert [i.id for i in redmine.find_issues("Registre des mandats", "N° mandat", value)] == [made[value]], value
