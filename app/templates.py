@@ -101,10 +101,6 @@ def escape(value: object, text_format: str = "textile") -> str:
     return "\n".join(_LINE_ESCAPERS[text_format](line) for line in lines if line)
 
 
-def escape_textile(value: object) -> str:
-    return escape(value, "textile")
-
-
 def format_eur(amount: Decimal | int | float) -> str:
     """French notation: 1 500,00 €."""
     whole, _, cents = f"{Decimal(amount):,.2f}".partition(".")

@@ -9,12 +9,12 @@ import pytest
 
 from app.clock import Clock, to_utc
 from app.config import Settings
-from app.templates import escape_textile, format_eur
+from app.templates import escape, format_eur
 
 
 @pytest.mark.parametrize("kept", ["M-1", "Jean-Pierre", "2026-01-01", "foo_bar", "Dupont", "L'Haÿ-les-Roses"])
 def test_escaping_keeps_ordinary_text(kept):
-    assert escape_textile(kept) == kept
+    assert escape(kept) == kept
 
 
 @pytest.mark.parametrize("markup, escaped", [
@@ -23,7 +23,7 @@ def test_escaping_keeps_ordinary_text(kept):
     ("a & b <b>", "a &#38; b &#60;b&#62;"),
 ])
 def test_escaping_neutralises_markup(markup, escaped):
-    assert escape_textile(markup) == escaped
+    assert escape(markup) == escaped
 
 
 @pytest.mark.parametrize("amount, text", [
