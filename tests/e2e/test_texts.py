@@ -77,8 +77,8 @@ def test_hostile_values_show_as_typed_in_a_real_note(admin, service):
     issue = admin.create_issue(service.project, "Annulation frais", "Textes saisis par des personnes", {})
     redmine = service.context().redmine
 
-    # Bounded: 30 notes and pages (about a minute); a failure is reported as found (no shrinking).
-    @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck),
+    # Bounded: 40 notes and pages (about 20 s); a failure is reported as found (no shrinking).
+    @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck),
               phases=[Phase.explicit, Phase.generate])
     @given(VALUE, VALUE, VALUE, VALUE)
     @example("user:admin", "h1. Titre\nbq. citation\n\n* puce\n> quote\n|a|b|\nwww.example.invalid !http://x.invalid/a.png!",
