@@ -1,8 +1,10 @@
 """From the title to recovery (procedure 20 05 08 02 § 2 and 3), rules C-20, C-21, C-25 … C-27.
 
 - Favourable judgment (``Issue du jugement`` on the Assignation or Injonction ticket): one
-  ``Exécution`` ticket per debtor of the file, under the title ticket (C-20), each with its
-  cost (C-26) and the monthly review deadline; the bailiff executes right after service (C-21).
+  ``Exécution`` ticket per debtor line of ``Débiteurs``, under the title ticket (C-20), each
+  with its cost (C-26) and the monthly review deadline; the bailiff executes right after
+  service (C-21). A debtor line is identified by its position, its role and its name
+  (:func:`app.text.identity`): homonyms and names in any script each get their ticket.
 - Unfavourable judgment: a task to study an appeal with the owner (C-21).
 - Eviction ordered (``Expulsion ordonnée``): an ``Expulsion`` ticket: commandement de quitter
   les lieux (≈ 300 €), then the force publique (≈ 3 000 €) if the tenant stays, then
@@ -17,14 +19,14 @@ from datetime import date
 from app.calendar import add_months, paris_date
 from app.context import Context
 from app.deadlines import flows as deadlines
-from app.effects import digest, ensure_ticket, note_once
+from app.effects import digest, ensure_ticket, find_operation, note_once
 from app.legal.flows import gate_allows
 from app.legal.rules import EVICTION_NOTICE_MONTHS, PREFECT_ANSWER_MONTHS, Facts, check, in_winter_truce, truce_end
 from app.litigation.case import Party, read_litigation_file
 from app.litigation.deadlines import RULES
 from app.litigation.flows import gestionnaire_of, register_of
 from app.templates import render
-from app.text import slug
+from app.text import identity, slug
 from integrations.redmine.interface import Issue, NewIssue
 
 
@@ -38,7 +40,8 @@ def reconcile_judgment(ctx: Context, title: Issue) -> list[str]:
     file = read_litigation_file(litigation, s)
     mandate = file.mandate_number
     if outcome == s.values.judgment_favourable:
-        executions = [_execution(ctx, title, mandate, party) for party in file.parties]
+        executions = [_execution(ctx, title, mandate, position, party)
+                      for position, party in enumerate(file.parties, start=1)]
         text = render("judgment_favourable", executions=executions, cost=s.procedure.execution_cost_eur)
         note_once(ctx, title, f"C-20/executions/{digest([e.id for e in executions])}", text)
         return [f"jugement favorable : {len(executions)} exécution(s)"]
@@ -53,10 +56,29 @@ def reconcile_judgment(ctx: Context, title: Issue) -> list[str]:
     return []
 
 
-def _execution(ctx: Context, title: Issue, mandate: str, party: Party) -> Issue:
-    """C-20: one Exécution ticket per debtor, under the title ticket; C-26 review scheduled."""
+def execution_key(title_id: int, position: int, party: Party) -> str:
+    """C-20: the operation key of the execution against the debtor of line ``position``
+    (counted among the debtors, from 1) of ``Débiteurs``."""
+    return f"C-20/execution/{title_id}/{position}/{party.role.value}/{identity(party.name)}"
+
+
+def _legacy_execution_key(title_id: int, party: Party) -> str:
+    """The key of versions before 2026-11: the name slugged to ASCII, the role ignored
+    (homonyms and non-Latin names shared one ticket)."""
+    return f"C-20/execution/{title_id}/{slug(party.name)}"
+
+
+def _execution(ctx: Context, title: Issue, mandate: str, position: int, party: Party) -> Issue:
+    """C-20: one Exécution ticket per debtor line, under the title ticket; C-26 review
+    scheduled. A ticket of an earlier version (old key) is adopted by the first line it
+    matches: its key is rewritten, so the next line with that old key gets its own."""
     s = ctx.settings
-    execution, created = ensure_ticket(ctx, f"C-20/execution/{title.id}/{slug(party.name)}", NewIssue(
+    key = execution_key(title.id, position, party)
+    if not find_operation(ctx, s.trackers.execution, key, title.id):
+        legacy = find_operation(ctx, s.trackers.execution, _legacy_execution_key(title.id, party), title.id)
+        if legacy:
+            ctx.redmine.update_issue(legacy[0].id, custom_fields={s.fields.operation_key: key})
+    execution, created = ensure_ticket(ctx, key, NewIssue(
         tracker=s.trackers.execution,
         subject=f"Exécution — {party.name} ({party.role.value}) — {title.tracker.lower()} #{title.id}",
         description=render("execution_ticket", party=party, title_id=title.id, cost=s.procedure.execution_cost_eur),

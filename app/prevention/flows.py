@@ -41,6 +41,7 @@ from app.prevention.phases import (
     run_day,
 )
 from app.templates import render
+from app.text import file_stem, spreadsheet_cell
 from integrations.redmine.interface import Issue, NewIssue
 
 CSV = "text/csv"
@@ -188,7 +189,7 @@ def _letter_context(ctx: Context, tenant: Arrears, run: PreventionRun) -> dict:
 
 
 def _letter_path(ctx: Context, run: PreventionRun, tenant: Arrears, phase: int) -> Path:
-    return _run_dir(ctx, run) / f"phase-{phase}" / f"relance-{phase}-{_safe(tenant.tenant_ref)}.docx"
+    return _run_dir(ctx, run) / f"phase-{phase}" / f"relance-{phase}-{file_stem(tenant.tenant_ref)}.docx"
 
 
 def _write_letter(ctx: Context, run: PreventionRun, tenant: Arrears, phase: int) -> Path:
@@ -197,10 +198,6 @@ def _write_letter(ctx: Context, run: PreventionRun, tenant: Arrears, phase: int)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(letter_docx(f"relance_{phase}", **_letter_context(ctx, tenant, run)))
     return path
-
-
-def _safe(ref: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in ref)
 
 
 def _call_assignee(ctx: Context, tenant: Arrears, kind: DebtorKind) -> tuple[int | None, bool]:
@@ -297,8 +294,11 @@ def _phase_files(ctx: Context, run: PreventionRun, tenants: dict[str, Arrears]) 
 
 
 def _table(ctx: Context, rows: list[tuple[Arrears, DebtorKind]]) -> list[list]:
-    return [[tenant.tenant_ref, tenant.name, tenant.lot, tenant.agency, tenant.sector, tenant.phone, kind.value,
-             len(tenant.terms), " ".join(f"{t.due_date:%d/%m/%Y}" for t in tenant.terms), tenant.balance,
+    """The phase file's rows: texts as :func:`app.text.spreadsheet_cell` (no formula, no
+    bidirectional control), numbers as numbers."""
+    return [[spreadsheet_cell(tenant.tenant_ref), spreadsheet_cell(tenant.name), spreadsheet_cell(tenant.lot),
+             spreadsheet_cell(tenant.agency), spreadsheet_cell(tenant.sector), spreadsheet_cell(tenant.phone),
+             kind.value, len(tenant.terms), " ".join(f"{t.due_date:%d/%m/%Y}" for t in tenant.terms), tenant.balance,
              "oui" if plan_eligible(tenant.balance, ctx.settings) else "non"] for tenant, kind in rows]
 
 

@@ -10,6 +10,8 @@ Known Redmine pitfalls handled here (verified in Redmine's source, see issue 2):
 
 from __future__ import annotations
 
+import re
+
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -60,6 +62,17 @@ def _changes(details: list[dict], field_names: dict[str, str]) -> list[Change]:
             continue
         changes.append(Change(name, d.get("old_value"), d.get("new_value")))
     return changes
+
+
+def _filter_expression(value: str) -> str:
+    """A ``cf_N`` filter finding ``value``: Redmine reads a leading operator (``!``, ``~``,
+    ``*``…), splits on "|" and stops at a line break (``Query#add_short_filter``), so the
+    operator is always written: "=" and the value; a value with "|" or a line break is
+    looked for by its longest part without them ("~", contains), the results being
+    checked against the whole value anyway."""
+    if not re.search(r"[|\r\n]", value):
+        return "=" + value
+    return "~" + max(re.split(r"[|\r\n]", value), key=len)
 
 
 @contextmanager
@@ -199,7 +212,7 @@ class RedmineClient:
             "project_id": self.project_id,
             "tracker_id": self._id("trackers", tracker),
             "status_id": "*",
-            f"cf_{self._id('fields', field_name)}": value,
+            f"cf_{self._id('fields', field_name)}": _filter_expression(value),
             "sort": "id",
         }
         found = self._all("/issues.json", "issues", f"recherche {tracker} {field_name}={value}", params)

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -59,6 +60,20 @@ class RedmineAdmin:
                 "login": login, "firstname": firstname, "lastname": lastname,
                 "mail": f"{login}@example.invalid", "password": uuid.uuid4().hex}})["user"]
         return Person(u["id"], login, f"{u['firstname']} {u['lastname']}")
+
+    def browser(self, login: str) -> httpx.Client:
+        """A web session (cookies) of the administrator ``login`` (created, or given a new
+        password), for the HTML pages, which the API key does not open."""
+        person = self.person(login, "Lecteur", "Pages")
+        password = uuid.uuid4().hex
+        self._call("PUT", f"/users/{person.id}.json", json={"user": {
+            "password": password, "admin": True, "must_change_passwd": False}})
+        web = httpx.Client(base_url=self.url, timeout=30)
+        token = re.search(r'name="authenticity_token" value="([^"]+)"', web.get("/login").text).group(1)
+        answer = web.post("/login", data={"username": login, "password": password, "authenticity_token": token})
+        if answer.status_code != 302 or "/login" in answer.headers.get("location", ""):
+            raise RuntimeError(f"connexion de {login} refusée : {answer.status_code}")
+        return web
 
     def new_project(self, identifier: str, service_login: str, people: list[Person]) -> int:
         """A project with every tracker and field of the service, its groups and people as

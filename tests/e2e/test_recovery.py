@@ -12,6 +12,7 @@ from app.calendar import add_months, paris_date
 from tests.e2e.redmine_admin import field
 from tests.e2e.test_deadlines import set_fields
 from tests.e2e.test_litigation_opening import open_file
+from tests.unit.test_texts import TWENTY_DEBTORS
 
 NOW = "2027-04-12T10:00:00+02:00"
 
@@ -88,7 +89,8 @@ def test_contested_injonction_creates_the_assignation(admin, service, clerk, ges
     "Jean Dupont ; locataire",
     "Jean Dupont ; locataire\nMarie Durand ; colocataire",
     "Jean Dupont ; locataire\nMarie Durand ; colocataire\nPaul Martin ; caution",
-])
+    "\n".join(f"{name} ; {role}" for name, role in TWENTY_DEBTORS),  # homonyms, every script: 20 tickets
+], ids=["one", "two", "three", "twenty"])
 def test_favourable_judgment_one_execution_per_debtor(admin, service, clerk, gestionnaire, debtors):
     _, _, lit = served_unpaid(admin, service, clerk, gestionnaire, in_premises=True, debt="5000", rent_only="0",
                               debtors=debtors)
@@ -99,6 +101,7 @@ def test_favourable_judgment_one_execution_per_debtor(admin, service, clerk, ges
     executions = children(admin, assignation["id"], "Exécution")  # C-20
     names = [line.split(";")[0].strip() for line in debtors.splitlines()]
     assert sorted(e["subject"].split(" — ")[1].split(" (")[0] for e in executions) == sorted(names)
+    assert len(executions) == len(names)
     for execution in executions:
         assert float(field(execution, "Coût estimé")) == 400  # C-26
         created = paris_date(datetime.fromisoformat(execution["created_on"].replace("Z", "+00:00")))

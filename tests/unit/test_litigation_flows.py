@@ -157,7 +157,7 @@ def test_names_typed_in_redmine_show_as_typed_in_the_note(ctx):
     lit = add_litigation(redmine, **{"Débiteurs": '*Dupont* ; locataire\n"x":http://a ; caution'})
     reconcile_litigation(ctx, redmine.get_issue(lit.id))
     [note] = analyses(redmine, lit.id)
-    assert "** &#42;Dupont&#42; (locataire)" in note and "** &#34;x&#34;:http://a (caution)" in note
+    assert "** &#42;Dupont&#42; (locataire)" in note and "** &#34;x&#34;&#58;http&#58;//a (caution)" in note
 
 
 def test_register_created_later_also_gets_the_funds_request_and_task(ctx):

@@ -1,0 +1,156 @@
+"""People's values on the real Redmine (Debian's 5.0, Textile): a note the service renders
+shows every value as typed in the issue's HTML page — no link, image, heading, quote,
+mention or macro — while its own bold labels and lists still render."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from html.parser import HTMLParser
+
+import pytest
+from hypothesis import HealthCheck, Phase, example, given, settings, strategies as st
+
+from app.litigation.case import Party, PartyRole
+from app.templates import TEXT_FORMATS, WORD_JOINER, escape, render
+from tests.e2e.redmine_admin import rails_runner
+from tests.unit.test_texts import HOSTILE, typed
+
+VALUE = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=5)), max_size=6).map("".join)
+VOID = {"br", "img", "hr", "input", "meta", "link", "wbr", "col", "source"}
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str | None]):
+        self.tag, self.attrs, self.children = tag, attrs, []
+
+    def elements(self, tag: str | None = None) -> list[Node]:
+        found = []
+        for child in self.children:
+            if isinstance(child, Node):
+                if tag is None or child.tag == tag:
+                    found.append(child)
+                found += child.elements(tag)
+        return found
+
+    def text(self) -> str:
+        return "".join("\n" if isinstance(c, Node) and c.tag == "br" else c.text() if isinstance(c, Node) else c
+                       for c in self.children)
+
+
+class Page(HTMLParser):
+    """The page as a tree (entities decoded in the text)."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.root = Node("page", {})
+        self._open = [self.root]
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, dict(attrs))
+        self._open[-1].children.append(node)
+        if tag not in VOID:
+            self._open.append(node)
+
+    def handle_endtag(self, tag):
+        for depth in range(len(self._open) - 1, 0, -1):
+            if self._open[depth].tag == tag:
+                del self._open[depth:]
+                return
+
+    def handle_data(self, data):
+        self._open[-1].children.append(data)
+
+    def last_note(self) -> Node:
+        notes = [n for n in self.root.elements("div") if re.fullmatch(r"journal-\d+-notes", n.attrs.get("id") or "")]
+        return max(notes, key=lambda n: int(n.attrs["id"].split("-")[1]))
+
+
+def folded(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_hostile_values_show_as_typed_in_a_real_note(admin, service):
+    web = admin.browser("lecteur.pages")
+    issue = admin.create_issue(service.project, "Annulation frais", "Textes saisis par des personnes", {})
+    redmine = service.context().redmine
+
+    # Bounded: 40 notes and pages (about 20 s); a failure is reported as found (no shrinking).
+    @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck),
+              phases=[Phase.explicit, Phase.generate])
+    @given(VALUE, VALUE, VALUE, VALUE)
+    @example("user:admin", "h1. Titre\nbq. citation\n\n* puce\n> quote\n|a|b|\nwww.example.invalid !http://x.invalid/a.png!",
+             "project:gestion r1 #1 [[Page]] {{toc}} \"lien\":http://x.invalid", "@admin jean@example.invalid \u202eabc\u2066")
+    @example("Jean *Dupont*", "fn1. note\np. para\n-- tiret\n# un\n1. deux", "==<b>brut</b>==", "commit:abc source:x ftp://x")
+    def check(decider, reason, first, second):
+        note = "\n\n".join([
+            render("cancellation_refused", decider=decider, reason=reason, round="dg", escalation_field="Escalade DG",
+                   justification_field="Justification", days=8),
+            render("litigation_opening_analysis", act="commandement de payer", in_premises=True,
+                   parties=[Party(first, PartyRole.co_tenant), Party(second, PartyRole.guarantor)],
+                   cost_per_act=Decimal(300), estimated_cost=Decimal(600), debt=None, funds_request_id=None,
+                   owner_task_id=4, register_id=1, unassigned_register_group=None)])
+        redmine.update_issue(issue["id"], notes=note)
+        journal = Page(web.get(f"/issues/{issue['id']}").text).last_note()
+
+        refusal = journal.elements("p")[0]  # "*Annulation refusée* par {{ decider }} : {{ reason }}"
+        assert [s.text() for s in refusal.elements("strong")] == ["Annulation refusée"]
+        assert {e.tag for e in refusal.elements()} <= {"strong", "br"}
+        assert folded(refusal.text()) == folded(f"Annulation refusée par {typed(decider)} : {typed(reason)}")
+
+        [items, parties] = journal.elements("ul")  # the service's list, the parties nested in it
+        assert len([li for li in items.children if isinstance(li, Node) and li.tag == "li"]) == 6
+        assert [folded(li.text()) for li in parties.elements("li")] == [
+            folded(f"{typed(first)} (colocataire)"), folded(f"{typed(second)} (caution)")]
+        for li in parties.elements("li"):
+            assert {e.tag for e in li.elements()} <= {"br"}
+        assert {a.text() for a in journal.elements("a")} <= {"#1", "#4"}  # the service's own issue links
+        assert not {e.tag for e in journal.elements()} & {"img", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+                                                        "table", "pre", "code", "div", "ol", "span", "del", "ins"}
+
+    check()
+
+
+FORMATTER_CHECK = """
+require 'json'
+items = JSON.parse(File.read(ARGV[0]))
+print JSON.generate(items.map { |item|
+  html = Redmine::WikiFormatting.to_html(item["format"], item["text"])
+  {"html" => html, "link" => !!(html =~ ApplicationHelper::LINKS_RE), "macro" => !!(item["text"] =~ ApplicationHelper::MACROS_RE),
+   "wiki" => !!(html =~ /\\[\\[[^\\n|]+?\\]\\]/)}
+})
+"""
+
+
+@pytest.mark.parametrize("text_format", TEXT_FORMATS)
+def test_values_escaped_for_each_format_pass_its_real_formatter_as_typed(tmp_path, text_format):
+    """Markdown and CommonMark as the real Redmine formats them (its Redcarpet and
+    commonmarker, without changing the shared Redmine's setting), and Redmine's link and
+    macro patterns run over the result: each value alone in a note, the worst place."""
+    values = [*HOSTILE, *(a + b for a in HOSTILE[:20] for b in HOSTILE[20:40:3]),
+              "h1. Titre\nbq. citation\n\n* puce\n> quote\n|a|b|\nwww.example.invalid !http://x.invalid/a.png!",
+              "1. un\n2) deux\n    code\n===\n---\n+ plus\n```\nfence\n```", "<script>alert(1)</script> &lt; &#64;"]
+    source = tmp_path / "items.json"
+    source.write_text(json.dumps([{"format": text_format, "text": escape(v, text_format)} for v in values]))
+    script = tmp_path / "check.rb"
+    script.write_text(FORMATTER_CHECK)
+    results = json.loads(rails_runner(str(script), str(source)))
+    for value, result in zip(values, results, strict=True):
+        tree = Page(result["html"]).root
+        assert folded(tree.text().replace(WORD_JOINER, "")) == folded(typed(value)), value
+        assert {e.tag for e in tree.elements()} <= {"p", "br"}, (value, result["html"])
+        assert not (result["link"] or result["macro"] or result["wiki"]), (value, result)
+
+
+def test_values_with_filter_syntax_are_found_in_redmine(admin, service):
+    """A search by a typed value (a mandate number, a reference in an operation key) finds
+    exactly its ticket, even when Redmine's filter syntax would read it as an operator
+    (``!``, ``~``, ``*``), a list ("|") or stop at a line break."""
+    values = ["!M-1", "~M-1", "*", "M-1|M-2", "M-1", "M 1\nM-2", "^M", "$M", "!*"]
+    made = {v: admin.create_issue(service.project, "Registre des mandats", f"Mandat {v!r}", {"N° mandat": v})["id"]
+            for v in values}
+    redmine = service.context().redmine
+    for value in values:
+        assert [i.id for i in redmine.find_issues("Registre des mandats", "N° mandat", value)] == [made[value]], value

@@ -1,0 +1,228 @@
+"""People's values: names as identities (C-20 Exécution keys), references as file names,
+and texts safe in every Redmine text format, in subjects, letters and spreadsheets."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from datetime import date
+
+import pytest
+from hypothesis import given, settings, strategies as st
+from openpyxl import load_workbook
+
+from app.enforcement.flows import execution_key, reconcile_judgment
+from app.letters import letter_docx, letter_text
+from app.litigation.case import Party, PartyRole
+from app.prevention import service as prevention
+from app.templates import TEXT_FORMATS, WORD_JOINER, escape, render
+from app.text import clean, file_stem, identity, one_line, spreadsheet_cell
+from tests.unit.helpers import add_litigation, add_register, make_context
+from tests.unit.test_prevention import ctx as prevention_ctx  # noqa: F401 (fixture)
+from tests.unit.test_prevention import line, load, run, tickets
+
+TWENTY_DEBTORS = [
+    ("Jean Martin", "locataire"), ("Jean Martin", "colocataire"), ("Jean Martin", "caution"),
+    ("Иван Петров", "colocataire"), ("Мария Иванова", "caution"), ("Γιώργος Παπαδόπουλος", "colocataire"),
+    ("Ελένη Νικολάου", "caution"), ("محمد علي", "colocataire"), ("فاطمة الزهراء", "caution"),
+    ("王伟", "colocataire"), ("李娜", "caution"), ("佐藤 花子", "colocataire"), ("김민준", "caution"),
+    ("JEAN MARTIN", "caution"), ("Jéan Martin", "colocataire"), ("???", "caution"), ("!!!", "caution"),
+    ("user:admin", "colocataire"), ("Ｊｅａｎ Ｍａｒｔｉｎ", "caution"), ("Zoë D'Arc", "caution"),
+]
+BIDI = "\u202e\u2066\u200f\u061c"
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    return make_context(tmp_path)
+
+
+def judgment(ctx, debtors: list[tuple[str, str]]):
+    add_register(ctx.redmine)
+    lit = add_litigation(ctx.redmine, **{"Débiteurs": "\n".join(f"{n} ; {r}" for n, r in debtors)})
+    return ctx.redmine.add("Assignation", parent_id=lit.id, **{"Issue du jugement": "Favorable", "N° mandat": "M-1"})
+
+
+def executions(ctx, title_id):
+    return [i for i in ctx.redmine.issues.values() if i.tracker == "Exécution" and i.parent_id == title_id]
+
+
+# --- C-20: one Exécution per debtor line ---------------------------------------------------
+def test_twenty_distinct_debtors_get_twenty_executions_whatever_their_names(ctx):
+    title = judgment(ctx, TWENTY_DEBTORS)
+    reconcile_judgment(ctx, ctx.redmine.get_issue(title.id))
+    reconcile_judgment(ctx, ctx.redmine.get_issue(title.id))  # again: nothing more
+    made = executions(ctx, title.id)
+    assert len(made) == 20
+    assert len({e.field("Clé d'opération") for e in made}) == 20
+    assert {e.subject.split(" — ")[1] for e in made} == {f"{n} ({r})" for n, r in TWENTY_DEBTORS}
+
+
+def test_a_ticket_of_the_former_key_is_adopted_by_the_first_line_it_matches(ctx):
+    """Deployments before the fix hold one ticket per ASCII slug (role ignored): a file
+    processed again adopts it for the first matching line and opens the others'."""
+    debtors = [("Jean Martin", "colocataire"), ("Иван Петров", "caution"), ("Jean Martin", "caution"),
+               ("王伟", "caution")]
+    title = judgment(ctx, debtors)
+    old_martin = ctx.redmine.add("Exécution", "Exécution — Jean Martin", parent_id=title.id,
+                                 **{"Clé d'opération": f"C-20/execution/{title.id}/jean-martin"})
+    old_empty = ctx.redmine.add("Exécution", "Exécution — Иван Петров", parent_id=title.id,
+                                **{"Clé d'opération": f"C-20/execution/{title.id}/"})
+    reconcile_judgment(ctx, ctx.redmine.get_issue(title.id))
+    reconcile_judgment(ctx, ctx.redmine.get_issue(title.id))
+    made = executions(ctx, title.id)
+    assert len(made) == 4
+    parties = [Party(n, PartyRole(r)) for n, r in debtors]
+    assert ctx.redmine.issues[old_martin.id].field("Clé d'opération") == execution_key(title.id, 1, parties[0])
+    assert ctx.redmine.issues[old_empty.id].field("Clé d'opération") == execution_key(title.id, 2, parties[1])
+    assert {e.field("Clé d'opération") for e in made} == {execution_key(title.id, p, d)
+                                                          for p, d in enumerate(parties, start=1)}
+
+
+@pytest.mark.parametrize("one, other", [
+    ("Jean Martin", "  JEAN   martin "), ("Ｊｅａｎ", "jean"), ("STRASSE", "straße"), ("Jean\u202eMartin", "JeanMartin"),
+    ("ﬁlou", "filou"),
+])
+def test_identity_folds_case_width_and_invisible_characters(one, other):
+    assert identity(one) == identity(other)
+
+
+@pytest.mark.parametrize("one, other", [
+    ("Иван Петров", "Мария Иванова"), ("王伟", "李娜"), ("محمد علي", "فاطمة الزهراء"), ("???", "!!!"),
+    ("Jéan", "Jean"), ("a" * 80 + "x", "a" * 80 + "y"),
+])
+def test_identity_keeps_names_of_every_script_apart_and_never_empty(one, other):
+    assert identity(one) != identity(other)
+    assert identity(one) and identity(other) and len(identity(one)) <= 60
+
+
+# --- letter file names -----------------------------------------------------------------------
+def test_references_that_normalise_alike_get_their_own_file_names():
+    refs = ["LOC/1", "LOC.1", "LOC_1", "loc_1", "LOC 1", "LOC:1", "ЛОК1", "ЛОК2", "LOC-1", "LOC..1"]
+    stems = [file_stem(r) for r in refs]
+    assert len({s.casefold() for s in stems}) == len(refs)  # distinct even where case is ignored
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+", s) for s in stems)
+    assert file_stem("LOC-1") == "LOC-1"  # a plain reference stays readable
+
+
+def test_each_tenant_gets_his_own_letter_file_and_status(prevention_ctx):  # noqa: F811
+    ctx = prevention_ctx
+    refs = ["LOC/1", "LOC.1", "LOC_1"]
+    load(ctx, date(2027, 1, 8), *(line(r, "05/01/2027", name=f"Locataire {n}") for n, r in enumerate(refs)))
+    run(ctx, date(2027, 1, 11))
+    paths = {}
+    for case, letters in prevention.cases_of(ctx.db):
+        [letter] = letters
+        paths[case.tenant_ref] = letter.path
+    assert len(set(paths.values())) == 3
+    for n, ref in enumerate(refs):
+        with open(paths[ref], "rb") as letter:
+            assert f"Locataire {n}" in letter_text(letter.read())
+
+
+# --- values in spreadsheets, subjects and letters ------------------------------------------
+@pytest.mark.parametrize("value, cell", [
+    ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"), ("+33 6 00", "'+33 6 00"), ("-2+3", "'-2+3"),
+    ("@SUM(A1)", "'@SUM(A1)"), ("\t=1", "'\t=1"), ("\r=1", "'\n=1"), (f"{BIDI}=1+1", "'=1+1"),
+    ("Dupont", "Dupont"), (f"Du{BIDI}pont", "Dupont"),
+])
+def test_spreadsheet_cells_never_formulas_nor_bidi(value, cell):
+    assert spreadsheet_cell(value) == cell
+
+
+def test_phase_files_show_hostile_names_as_text(prevention_ctx):  # noqa: F811
+    ctx = prevention_ctx
+    load(ctx, date(2027, 1, 8), line("A", "05/12/2026", name="=1+2"), line("A", "05/01/2027"))
+    run(ctx, date(2027, 1, 11))
+    [file] = tickets(ctx, "Fichier de relance")
+    content = ctx.redmine.files[(file.id, "relance-phase-2-2027-01.csv")].decode("utf-8-sig")
+    assert list(csv.reader(io.StringIO(content), delimiter=";"))[1][1] == "'=1+2"
+    sheet = load_workbook(io.BytesIO(ctx.redmine.files[(file.id, "relance-phase-2-2027-01.xlsx")])).active
+    assert sheet.cell(2, 2).data_type == "s" and sheet.cell(2, 2).value == "'=1+2"
+
+
+def test_subjects_and_fields_written_without_bidi_controls(prevention_ctx):  # noqa: F811
+    ctx = prevention_ctx
+    load(ctx, date(2027, 1, 8), line("A", "05/12/2026", name=f"Jean{BIDI} Dupont"), line("A", "05/01/2027"))
+    run(ctx, date(2027, 1, 11))
+    [call] = tickets(ctx, "Relance impayés")
+    assert "Jean Dupont" in call.subject and not re.search(f"[{BIDI}]", call.subject + call.description)
+
+
+def test_letters_without_bidi_controls(tmp_path):
+    content = letter_docx("relance_1", tenant=_tenant(f"Jean{BIDI} Dupont"), today=date(2027, 1, 11), plan=False,
+                          plan_months=6, social_group="x", adviser=None)
+    text = letter_text(content)
+    assert "Jean Dupont" in text and not re.search(f"[{BIDI}]", text)
+
+
+def _tenant(name):
+    from decimal import Decimal
+
+    from app.prevention.phases import Arrears, Term
+    return Arrears(tenant_ref="A", name=name, lot="L", agency="Agence Nord", sector="Nord", lease_start=None,
+                   phone="", mandate_number="M-1", owner_ref="P", terms=(Term(date(2027, 1, 5), Decimal("650.00")),))
+
+
+def test_one_line_subjects():
+    assert one_line(f" Jean\n\r\tMartin {BIDI} ") == "Jean Martin"
+
+
+# --- Redmine text formats ---------------------------------------------------------------------
+HOSTILE = ["www.example.invalid", "http://evil.invalid/x", "!http://evil.invalid/a.png!", "user:admin",
+           "project:gestion", "#123", "r123", "[[Page]]", "{{toc}}", "@admin", "jean@example.invalid",
+           "h1. Titre", "bq. citation", "p. para", "fn1. note", "* puce", "# numéro", "> citation", "| a | b |",
+           "- tiret", "1. un", "**gras**", "_em_", "-del-", "+ins+", "^sup^", "~sub~", "%span%", "==brut==",
+           "??cite??", "`code`", "\"lien\":http://x", "<b>gras</b>", "&amp;", "commit:abc", "source:x",
+           "attachment:a.png", "version:\"1.0\"", "sftp://x", "ftp://x", BIDI, "\n", "\n\n", "  ", "Jean-Pierre",
+           "Иван", "王伟", "محمد", "Zoë", "M-1"]
+hostile = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=6)), max_size=8).map("".join)
+
+# What Redmine's passes look for in the HTML (ApplicationHelper, WikiFormatting::LinksHelper).
+REDMINE_TRIGGERS = re.compile(
+    r"(?:https?|s?ftps?)://|www\.|[a-z]+:\S|(?:^|[\s(,\-\[>])(?:@|##?\d|r\d)|\[\[|\{\{"
+    r"|[\w.!#$%+\-/]@[A-Za-z0-9-]", re.MULTILINE)
+MARKDOWN_LINE_START = re.compile(r"^(?:[*#>|=\-+_~`]|\d+[.)]|\s)", re.MULTILINE)
+TEXTILE_LINE_START = re.compile(r"^(?:[*#>|=\-+_%^~!\"({\[<]|[A-Za-z]+\d*\S*?\.)", re.MULTILINE)
+
+
+def shown(escaped: str, text_format: str) -> str:
+    """What a reader sees of an escaped value: entities or backslash escapes decoded."""
+    if text_format == "common_mark":
+        return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", escaped).replace(WORD_JOINER, "")
+    return html.unescape(escaped)
+
+
+def typed(value: str) -> str:
+    return "\n".join(line.strip() for line in clean(value).split("\n") if line.strip())
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile, st.sampled_from(TEXT_FORMATS))
+def test_escaped_values_show_as_typed_and_trigger_nothing(value, text_format):
+    escaped = escape(value, text_format)
+    expected = typed(value).replace(WORD_JOINER, "") if text_format == "common_mark" else typed(value)
+    assert shown(escaped, text_format) == expected
+    assert not re.search(f"[{BIDI}]", escaped)
+    if text_format == "common_mark":  # the parser decodes escapes: Redmine sees the text, word joiners in it
+        assert not REDMINE_TRIGGERS.search(re.sub(r"\\(.)", r"\1", escaped))
+        assert not MARKDOWN_LINE_START.search(escaped)
+    else:
+        assert not REDMINE_TRIGGERS.search(escaped)
+        assert not (TEXTILE_LINE_START if text_format == "textile" else MARKDOWN_LINE_START).search(escaped)
+        assert not re.search(r"[*\[\]{}<>|@!:\"&]", re.sub(r"&#\d+;", "", escaped))
+
+
+@pytest.mark.parametrize("text_format", TEXT_FORMATS)
+def test_the_services_own_formatting_still_renders(text_format):
+    text = render("execution_ticket", text_format, party=Party("user:admin", PartyRole.guarantor), title_id=12,
+                  cost=400)
+    assert "sous le ticket #12 " in text and "\n* Coût estimé" in text
+    assert "user:admin" not in text
+
+
+def test_an_unknown_format_is_refused():
+    with pytest.raises(ValueError, match="format de texte inconnu"):
+        escape("x", "rst")
