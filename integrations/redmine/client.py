@@ -11,7 +11,6 @@ Known Redmine pitfalls handled here (verified in Redmine's source, see issue 2):
 from __future__ import annotations
 
 import re
-
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
