@@ -274,7 +274,10 @@ class Settings(BaseSettings):
     # Where the very first poll starts (no cursor yet); None reads the whole project.
     sync_since: datetime | None = None
     webhook_max_bytes: int = 1_048_576
-    redmine_timeout_seconds: float = 15.0
+    # Every Redmine request: at most this long to connect, and to wait for each read of the
+    # answer (a Redmine that accepts and never answers is cut there: RedmineUnavailable).
+    redmine_connect_timeout_seconds: float = 5.0
+    redmine_read_timeout_seconds: float = 30.0
 
     trackers: TrackerNames = TrackerNames()
     fields: FieldNames = FieldNames()

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 from redminelib import Redmine as PythonRedmine
 from redminelib import exceptions as rex
 
@@ -75,21 +76,37 @@ def _translated_errors(what: str):
         raise RedmineNotFound(f"{what} : introuvable dans Redmine (404)") from None
     except (rex.ServerError, rex.UnknownError, rex.JSONDecodeError) as exc:
         raise RedmineUnavailable(f"{what} : Redmine en erreur ({type(exc).__name__} {exc})") from None
-    except (requests.ConnectionError, requests.Timeout) as exc:
+    except requests.Timeout as exc:
+        raise RedmineUnavailable(f"{what} : Redmine n'a pas répondu dans le délai ({type(exc).__name__})") from None
+    except requests.ConnectionError as exc:
         raise RedmineUnavailable(f"{what} : Redmine injoignable ({type(exc).__name__})") from None
     except rex.BaseRedmineError as exc:
         raise RedmineRejected(f"{what} : {type(exc).__name__} {exc}") from None
+
+
+class _BoundedAdapter(HTTPAdapter):
+    """Every request of the session gets (connect, read) timeouts in seconds.
+
+    python-redmine's ``requests={"timeout": …}`` only sets an attribute on the
+    ``requests.Session``, which requests never reads (redminelib/engines/sync.py): without
+    this adapter a Redmine that accepts a connection and never answers blocks forever."""
+
+    def __init__(self, connect_seconds: float, read_seconds: float):
+        super().__init__()
+        self.timeouts = (connect_seconds, read_seconds)
+
+    def send(self, request, stream=False, timeout=None, **kwargs):
+        return super().send(request, stream=stream, timeout=timeout or self.timeouts, **kwargs)
 
 
 class RedmineClient:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.project = settings.project
-        self._api = PythonRedmine(
-            settings.redmine_url,
-            key=settings.redmine_api_key.get_secret_value(),
-            requests={"timeout": settings.redmine_timeout_seconds},
-        )
+        self._api = PythonRedmine(settings.redmine_url, key=settings.redmine_api_key.get_secret_value())
+        bounded = _BoundedAdapter(settings.redmine_connect_timeout_seconds, settings.redmine_read_timeout_seconds)
+        for scheme in ("http://", "https://"):
+            self._api.engine.session.mount(scheme, bounded)
         self._url = settings.redmine_url.rstrip("/")
         self._ids: dict[str, dict[str, int]] | None = None
         self._service_user_id: int | None = None
