@@ -81,6 +81,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """API (webhooks, santé) + worker + lecture périodique de Redmine, dans un processus."""
     import uvicorn
 
+    from app import server
     from app.main import create_app
 
     ctx = _context()
@@ -89,7 +90,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     # the garbage collector, so that a full collection does not stall every request ~70 ms.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, **server.uvicorn_options(ctx.settings))
 
 
 @cli.command()

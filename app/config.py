@@ -278,6 +278,11 @@ class Settings(BaseSettings):
     # answer (a Redmine that accepts and never answers is cut there: RedmineUnavailable).
     redmine_connect_timeout_seconds: float = 5.0
     redmine_read_timeout_seconds: float = 30.0
+    # The HTTP server (`serve`): /docs, /redoc and /openapi.json only when asked for, and how
+    # long a client may take to send a request's head (else closed) and its body (else 408).
+    api_docs: bool = False
+    http_header_timeout_seconds: float = 10.0
+    http_body_timeout_seconds: float = 30.0
 
     trackers: TrackerNames = TrackerNames()
     fields: FieldNames = FieldNames()

@@ -26,6 +26,7 @@ from app.leadership.flows import Leadership
 from app.legal.scheduled import legal_job
 from app.prevention.scheduled import prevention_job
 from app.processing.scheduled import work_job
+from app.server import BodyTimeout
 from app.writeoffs.scheduled import scan_job
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,10 @@ def create_app(ctx: Context, run_jobs: bool = False) -> FastAPI:
             scheduler.shutdown(wait=True)
             leadership.release()
 
-    app = FastAPI(title="Recouvrement", version="0.1.0", lifespan=lifespan)
+    docs = ctx.settings.api_docs
+    app = FastAPI(title="Recouvrement", version="0.1.0", lifespan=lifespan, docs_url="/docs" if docs else None,
+                  redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
+    app.add_middleware(BodyTimeout, seconds=ctx.settings.http_body_timeout_seconds)
     app.state.ctx = ctx
     app.state.leadership = leadership
 
