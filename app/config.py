@@ -260,6 +260,10 @@ class Worker(BaseModel):
     # renews; another takes over at most lease + renew seconds after it dies.
     leader_lease_seconds: int = 30
     leader_renew_seconds: int = 10
+    # A job running this long without progress (no answer from Redmine) is reported stuck by
+    # /health and /ready, and the scheduler lease is not renewed meanwhile: more than three
+    # Redmine requests at their full timeouts (5 + 30 s), less than an event's lease.
+    stuck_after_seconds: float = 120.0
 
 
 class Settings(BaseSettings):

@@ -10,6 +10,7 @@ Known Redmine pitfalls handled here (verified in Redmine's source, see issue 2):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -115,6 +116,10 @@ class RedmineClient:
 
     def _count_request(self, response: requests.Response, *args, **kwargs) -> None:
         self.requests_made += 1
+
+    def on_answer(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (in the requesting thread) each time Redmine answers a request."""
+        self._api.engine.session.hooks["response"].append(lambda response, *args, **kwargs: callback())
 
     # --- low level -------------------------------------------------------------------
     def _request(self, method: str, path: str, what: str, params: dict | None = None, data: dict | None = None):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -88,17 +89,25 @@ class AnsweringRedmine(BaseHTTPRequestHandler):
         pass
 
 
+@contextmanager
+def answering_redmine():
+    """A Redmine answering every GET with the service user (id 42): its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), AnsweringRedmine)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_the_same_client_answers_again_once_redmine_does(hanging):
     client = RedmineClient(bounded_settings(hanging.url))
     error, _ = call_in_thread(client.ping)
     assert isinstance(error, RedmineUnavailable)
-    answering = ThreadingHTTPServer(("127.0.0.1", 0), AnsweringRedmine)
-    threading.Thread(target=answering.serve_forever, daemon=True).start()
-    try:
-        hanging.answer_from(f"http://127.0.0.1:{answering.server_address[1]}")
+    with answering_redmine() as url:
+        hanging.answer_from(url)
         assert client.service_user_id == 42  # no restart: a new connection, answered
-    finally:
-        answering.shutdown()
 
 
 def test_the_worker_postpones_an_event_whose_redmine_hangs(tmp_path, hanging):
