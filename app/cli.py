@@ -319,10 +319,17 @@ def redmine_check() -> None:
                          ("champ à corriger", report.field_problems)):
         for name in names:
             typer.echo(f"{label} : {name}")
+    role = build_spec(ctx.settings).service_role["name"]
+    for permission in report.missing_permissions:
+        typer.echo(f"permission manquante au rôle « {role} » : {permission}")
+    for permission in report.extra_permissions:
+        typer.echo(f"permission en trop au rôle « {role} » : {permission} (inutile au service : à retirer)")
     for note in report.notes:
         typer.echo(f"note : {note}")
     if not report.ok:
         _fail("schéma Redmine incomplet (voir integrations/redmine/provision.rb)")
+    if report.extra_permissions:
+        _fail(f"rôle « {role} » trop large : relancer integrations/redmine/provision.rb, qui retire ces permissions")
     typer.echo(f"Redmine conforme : projet {ctx.settings.project}, {len(build_spec(ctx.settings).trackers)} trackers")
 
 

@@ -338,4 +338,17 @@ class RedmineClient:
             lacking = [v for v in f.values if v not in values]
             if lacking:
                 problems.append(f"champ « {f.name} » : valeurs manquantes {', '.join(lacking)}")
-        return SchemaReport(missing_trackers, missing_fields, missing_statuses, problems, notes)
+        missing_permissions, extra_permissions = self._service_role_gaps(spec.service_role)
+        return SchemaReport(missing_trackers, missing_fields, missing_statuses, problems, notes,
+                            missing_permissions, extra_permissions)
+
+    def _service_role_gaps(self, wanted: dict) -> tuple[list[str], list[str]]:
+        """The service role's permissions missing and in excess (GET /roles.json and
+        /roles/:id.json answer any API key)."""
+        roles = self._request("get", "/roles.json", "lecture des rôles")["roles"]
+        found = next((r for r in roles if r["name"] == wanted["name"]), None)
+        if found is None:
+            return [f"rôle « {wanted['name']} » absent"], []
+        role = self._request("get", f"/roles/{found['id']}.json", f"lecture du rôle {wanted['name']}")["role"]
+        has, needs = set(role.get("permissions", [])), set(wanted["permissions"])
+        return sorted(needs - has), sorted(has - needs)
