@@ -59,6 +59,12 @@ class HangingRedmine:
         threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
         pump(client, upstream)
 
+    def drop_held(self) -> None:
+        """Close the connections held in silence (their clients see the connection end)."""
+        held, self._held = self._held, []
+        for conn in held:
+            conn.close()
+
     def close(self) -> None:
         self._closed.set()
         self._listener.close()
