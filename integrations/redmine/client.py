@@ -347,8 +347,8 @@ class RedmineClient:
         /roles/:id.json answer any API key)."""
         roles = self._request("get", "/roles.json", "lecture des rôles")["roles"]
         found = next((r for r in roles if r["name"] == wanted["name"]), None)
-        if found is None:
-            return [f"rôle « {wanted['name']} » absent"], []
+        if found is None:  # absent: every permission is missing
+            return sorted(wanted["permissions"]), []
         role = self._request("get", f"/roles/{found['id']}.json", f"lecture du rôle {wanted['name']}")["role"]
         has, needs = set(role.get("permissions", [])), set(wanted["permissions"])
         return sorted(needs - has), sorted(has - needs)
