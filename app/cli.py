@@ -81,6 +81,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """API (webhooks, santé) + worker + lecture périodique de Redmine, dans un processus."""
     import uvicorn
 
+    from app import server
     from app.main import create_app
 
     if not authentication_chosen(get_settings()):
@@ -91,7 +92,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     # the garbage collector, so that a full collection does not stall every request ~70 ms.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, **server.uvicorn_options(ctx.settings))
 
 
 @cli.command()
@@ -341,10 +342,17 @@ def redmine_check() -> None:
                          ("champ à corriger", report.field_problems)):
         for name in names:
             typer.echo(f"{label} : {name}")
+    role = build_spec(ctx.settings).service_role["name"]
+    for permission in report.missing_permissions:
+        typer.echo(f"permission manquante au rôle « {role} » : {permission}")
+    for permission in report.extra_permissions:
+        typer.echo(f"permission en trop au rôle « {role} » : {permission} (inutile au service : à retirer)")
     for note in report.notes:
         typer.echo(f"note : {note}")
     if not report.ok:
         _fail("schéma Redmine incomplet (voir integrations/redmine/provision.rb)")
+    if report.extra_permissions:
+        _fail(f"rôle « {role} » trop large : relancer integrations/redmine/provision.rb, qui retire ces permissions")
     typer.echo(f"Redmine conforme : projet {ctx.settings.project}, {len(build_spec(ctx.settings).trackers)} trackers")
 
 

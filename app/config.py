@@ -271,6 +271,10 @@ class Worker(BaseModel):
     # renews; another takes over at most lease + renew seconds after it dies.
     leader_lease_seconds: int = 30
     leader_renew_seconds: int = 10
+    # A job running this long without progress (no answer from Redmine) is reported stuck by
+    # /health and /ready, and the scheduler lease is not renewed meanwhile: more than three
+    # Redmine requests at their full timeouts (5 + 30 s), less than an event's lease.
+    stuck_after_seconds: float = 120.0
 
 
 class Settings(BaseSettings):
@@ -286,7 +290,15 @@ class Settings(BaseSettings):
     # Where the very first poll starts (no cursor yet); None reads the whole project.
     sync_since: datetime | None = None
     webhook_max_bytes: int = 1_048_576
-    redmine_timeout_seconds: float = 15.0
+    # Every Redmine request: at most this long to connect, and to wait for each read of the
+    # answer (a Redmine that accepts and never answers is cut there: RedmineUnavailable).
+    redmine_connect_timeout_seconds: float = 5.0
+    redmine_read_timeout_seconds: float = 30.0
+    # The HTTP server (`serve`): /docs, /redoc and /openapi.json only when asked for, and how
+    # long a client may take to send a request's head (else closed) and its body (else 408).
+    api_docs: bool = False
+    http_header_timeout_seconds: float = 10.0
+    http_body_timeout_seconds: float = 30.0
 
     trackers: TrackerNames = TrackerNames()
     fields: FieldNames = FieldNames()

@@ -9,7 +9,7 @@ works the inbox; the other jobs run on the replica holding the scheduler lease
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from app.calendar import PARIS
 from app.context import Context
 from app.deadlines.scheduled import tick_job
+from app.health.heartbeats import Heartbeats
 from app.health.views import router as health_router
 from app.inbox.flows import NO_SECRET, UNAUTHENTICATED
 from app.inbox.scheduled import poll_job, purge_job
@@ -27,7 +28,9 @@ from app.leadership.flows import Leadership
 from app.legal.scheduled import legal_job
 from app.prevention.scheduled import prevention_job
 from app.processing.scheduled import work_job
+from app.server import BodyTimeout
 from app.writeoffs.scheduled import scan_job
+from integrations.redmine.client import RedmineClient
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +39,21 @@ log = logging.getLogger(__name__)
 LEADER_JOBS = ("poll", "tick", "writeoffs", "prevention", "legal", "purge")
 
 
-def make_scheduler(ctx: Context, leadership: Leadership) -> BackgroundScheduler:
+def make_scheduler(ctx: Context, leadership: Leadership, heartbeats: Heartbeats) -> BackgroundScheduler:
     w = ctx.settings.worker
     scheduler = BackgroundScheduler(timezone=PARIS)
     # In-memory jobs only; coalesce and no misfire limit: a late scan simply runs once.
     common = dict(max_instances=1, coalesce=True, misfire_grace_time=None)
-    leading = leadership.only_when_leading
-    scheduler.add_job(work_job, "interval", seconds=w.work_interval_seconds, args=[ctx], id="work", **common)
-    scheduler.add_job(leading(poll_job), "interval", seconds=w.poll_interval_seconds, args=[ctx], id="poll", **common)
+
+    def leading(job_id: str, job: Callable[[Context], None]) -> Callable[[Context], None]:
+        return heartbeats.watch(job_id, leadership.only_when_leading(job))
+
+    scheduler.add_job(heartbeats.watch("work", work_job), "interval", seconds=w.work_interval_seconds, args=[ctx],
+                      id="work", **common)
+    scheduler.add_job(leading("poll", poll_job), "interval", seconds=w.poll_interval_seconds, args=[ctx], id="poll",
+                      **common)
     # Deadlines due while no replica ran fire when one takes the lease (catch-up), late, once.
-    scheduler.add_job(leading(tick_job), "interval", seconds=ctx.settings.deadlines.tick_interval_seconds,
+    scheduler.add_job(leading("tick", tick_job), "interval", seconds=ctx.settings.deadlines.tick_interval_seconds,
                       args=[ctx], id="tick", **common)
     office = ctx.settings.deadlines.office_hour
     # C-31: the write-off scan; P-4, P-6, P-12: the monthly prevention runs, checked daily (each
@@ -53,8 +61,8 @@ def make_scheduler(ctx: Context, leadership: Leadership) -> BackgroundScheduler:
     # purge of finished inbox events (retention).
     for job_id, job in (("writeoffs", scan_job), ("prevention", prevention_job), ("legal", legal_job),
                         ("purge", purge_job)):
-        scheduler.add_job(leading(job), "cron", hour=office.hour, minute=office.minute, args=[ctx], id=job_id,
-                          **common)
+        scheduler.add_job(leading(job_id, job), "cron", hour=office.hour, minute=office.minute, args=[ctx],
+                          id=job_id, **common)
 
     def lead() -> None:
         if leadership.renew():  # just became the leader: catch up at once
@@ -67,8 +75,11 @@ def make_scheduler(ctx: Context, leadership: Leadership) -> BackgroundScheduler:
 
 
 def create_app(ctx: Context, run_jobs: bool = False) -> FastAPI:
-    leadership = Leadership(ctx)
-    scheduler = make_scheduler(ctx, leadership) if run_jobs else None
+    heartbeats = Heartbeats(ctx.clock, ctx.settings.worker.stuck_after_seconds)
+    if isinstance(ctx.redmine, RedmineClient):  # each answer of Redmine is progress of the job that asked
+        ctx.redmine.on_answer(heartbeats.beat)
+    leadership = Leadership(ctx, stalled=lambda: [s.reason() for s in heartbeats.stuck(LEADER_JOBS)])
+    scheduler = make_scheduler(ctx, leadership, heartbeats) if run_jobs else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,9 +93,13 @@ def create_app(ctx: Context, run_jobs: bool = False) -> FastAPI:
             scheduler.shutdown(wait=True)
             leadership.release()
 
-    app = FastAPI(title="Recouvrement", version="0.1.0", lifespan=lifespan)
+    docs = ctx.settings.api_docs
+    app = FastAPI(title="Recouvrement", version="0.1.0", lifespan=lifespan, docs_url="/docs" if docs else None,
+                  redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
+    app.add_middleware(BodyTimeout, seconds=ctx.settings.http_body_timeout_seconds)
     app.state.ctx = ctx
     app.state.leadership = leadership
+    app.state.heartbeats = heartbeats
 
     def wake_worker() -> None:
         if scheduler and scheduler.running:

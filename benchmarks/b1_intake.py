@@ -114,7 +114,7 @@ def measure(database: str) -> dict:
     journals = count(1)
     with DATABASES[database]() as database_url, silent_redmine() as redmine_url:
         env = service_env(database_url=database_url, webhook_secret=SECRET, redmine_url=redmine_url,
-                          redmine_api_key="bench", project="bench", redmine_timeout_seconds="3600")
+                          redmine_api_key="bench", project="bench", redmine_read_timeout_seconds="3600")
         with serve(env, stop_seconds=5) as (url, process):
             gc.collect()
             gc.freeze()  # no full collection of the generator's own objects stalls its senders

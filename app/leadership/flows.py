@@ -5,7 +5,9 @@ Redmine and runs the daily scans, under the ``scheduler`` lease. The leader rene
 ``leader_renew_seconds``; when it dies, another replica takes it once it expires, so the
 takeover is bounded by ``leader_lease_seconds + leader_renew_seconds``. Two leaders for a
 moment (a stalled process whose lease ran out) do no harm: deadlines and events are still
-claimed row by row, and polling is deduplicated by the inbox.
+claimed row by row, and polling is deduplicated by the inbox. A leader whose scheduler job
+is stuck (``stalled``, from ``app/health/heartbeats.py``) stops renewing, so that another
+replica takes over; it renews again once the job ends.
 """
 
 from __future__ import annotations
@@ -30,18 +32,26 @@ def replica_name() -> str:
 
 
 class Leadership:
-    def __init__(self, ctx: Context, name: str = SCHEDULER, holder: str | None = None):
+    def __init__(self, ctx: Context, name: str = SCHEDULER, holder: str | None = None,
+                 stalled: Callable[[], list[str]] = list):
         self.ctx = ctx
         self.name = name
         self.holder = holder or replica_name()
+        self.stalled = stalled  # why this replica cannot make progress (French), if it cannot
         self._until: datetime | None = None
 
     def holds(self) -> bool:
         return self._until is not None and self.ctx.clock.now() < self._until
 
     def renew(self) -> bool:
-        """Take or keep the lease; True when this replica has just become the leader."""
+        """Take or keep the lease; True when this replica has just become the leader. Neither
+        while ``stalled`` says why not (the lease then runs out and another replica takes it)."""
         was_leader = self.holds()
+        reasons = self.stalled()
+        if reasons:
+            log.warning("bail « %s » non renouvelé, une autre instance pourra le prendre : %s", self.name,
+                        "; ".join(reasons))
+            return False
         try:
             self._until = service.acquire(self.ctx.db, self.name, self.holder, self.ctx.clock.now(),
                                           self.ctx.settings.worker.leader_lease_seconds)

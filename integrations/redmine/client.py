@@ -11,11 +11,13 @@ Known Redmine pitfalls handled here (verified in Redmine's source, see issue 2):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 from redminelib import Redmine as PythonRedmine
 from redminelib import exceptions as rex
 
@@ -87,21 +89,37 @@ def _translated_errors(what: str):
         raise RedmineNotFound(f"{what} : introuvable dans Redmine (404)") from None
     except (rex.ServerError, rex.UnknownError, rex.JSONDecodeError) as exc:
         raise RedmineUnavailable(f"{what} : Redmine en erreur ({type(exc).__name__} {exc})") from None
-    except (requests.ConnectionError, requests.Timeout) as exc:
+    except requests.Timeout as exc:
+        raise RedmineUnavailable(f"{what} : Redmine n'a pas répondu dans le délai ({type(exc).__name__})") from None
+    except requests.ConnectionError as exc:
         raise RedmineUnavailable(f"{what} : Redmine injoignable ({type(exc).__name__})") from None
     except rex.BaseRedmineError as exc:
         raise RedmineRejected(f"{what} : {type(exc).__name__} {exc}") from None
+
+
+class _BoundedAdapter(HTTPAdapter):
+    """Every request of the session gets (connect, read) timeouts in seconds.
+
+    python-redmine's ``requests={"timeout": …}`` only sets an attribute on the
+    ``requests.Session``, which requests never reads (redminelib/engines/sync.py): without
+    this adapter a Redmine that accepts a connection and never answers blocks forever."""
+
+    def __init__(self, connect_seconds: float, read_seconds: float):
+        super().__init__()
+        self.timeouts = (connect_seconds, read_seconds)
+
+    def send(self, request, stream=False, timeout=None, **kwargs):
+        return super().send(request, stream=stream, timeout=timeout or self.timeouts, **kwargs)
 
 
 class RedmineClient:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.project = settings.project
-        self._api = PythonRedmine(
-            settings.redmine_url,
-            key=settings.redmine_api_key.get_secret_value(),
-            requests={"timeout": settings.redmine_timeout_seconds},
-        )
+        self._api = PythonRedmine(settings.redmine_url, key=settings.redmine_api_key.get_secret_value())
+        bounded = _BoundedAdapter(settings.redmine_connect_timeout_seconds, settings.redmine_read_timeout_seconds)
+        for scheme in ("http://", "https://"):
+            self._api.engine.session.mount(scheme, bounded)
         self._url = settings.redmine_url.rstrip("/")
         self._ids: dict[str, dict[str, int]] | None = None
         self._service_user_id: int | None = None
@@ -110,6 +128,10 @@ class RedmineClient:
 
     def _count_request(self, response: requests.Response, *args, **kwargs) -> None:
         self.requests_made += 1
+
+    def on_answer(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (in the requesting thread) each time Redmine answers a request."""
+        self._api.engine.session.hooks["response"].append(lambda response, *args, **kwargs: callback())
 
     # --- low level -------------------------------------------------------------------
     def _request(self, method: str, path: str, what: str, params: dict | None = None, data: dict | None = None):
@@ -334,4 +356,17 @@ class RedmineClient:
             lacking = [v for v in f.values if v not in values]
             if lacking:
                 problems.append(f"champ « {f.name} » : valeurs manquantes {', '.join(lacking)}")
-        return SchemaReport(missing_trackers, missing_fields, missing_statuses, problems, notes)
+        missing_permissions, extra_permissions = self._service_role_gaps(spec.service_role)
+        return SchemaReport(missing_trackers, missing_fields, missing_statuses, problems, notes,
+                            missing_permissions, extra_permissions)
+
+    def _service_role_gaps(self, wanted: dict) -> tuple[list[str], list[str]]:
+        """The service role's permissions missing and in excess (GET /roles.json and
+        /roles/:id.json answer any API key)."""
+        roles = self._request("get", "/roles.json", "lecture des rôles")["roles"]
+        found = next((r for r in roles if r["name"] == wanted["name"]), None)
+        if found is None:  # absent: every permission is missing
+            return sorted(wanted["permissions"]), []
+        role = self._request("get", f"/roles/{found['id']}.json", f"lecture du rôle {wanted['name']}")["role"]
+        has, needs = set(role.get("permissions", [])), set(wanted["permissions"])
+        return sorted(needs - has), sorted(has - needs)

@@ -202,10 +202,15 @@ class SchemaReport:
     missing_statuses: list[str]
     field_problems: list[str]  # wrong format, not a filter, not on a tracker…
     notes: list[str]
+    # The service role's permissions beyond or short of what the service uses (schema.py).
+    missing_permissions: list[str] = field(default_factory=list)
+    extra_permissions: list[str] = field(default_factory=list)  # least privilege: not needed to work
 
     @property
     def ok(self) -> bool:
-        return not (self.missing_trackers or self.missing_fields or self.missing_statuses or self.field_problems)
+        """The service can work (extra permissions do not stop it)."""
+        return not (self.missing_trackers or self.missing_fields or self.missing_statuses or self.field_problems
+                    or self.missing_permissions)
 
 
 class Redmine(Protocol):

@@ -43,13 +43,17 @@ statuses = spec['statuses'].map do |s|
 end
 default_status = statuses.first
 
-roles = [spec['service_role'], spec['staff_role']].map do |r|
+# The service's role gets exactly its permissions (any other is removed: least privilege);
+# the staff role gets at least its own (an admin may grant people more).
+roles = [[spec['service_role'], true], [spec['staff_role'], false]].map do |r, exact|
   role = Role.find_or_initialize_by(name: r['name'])
   role.assignable = r['assignable']
   role.issues_visibility = 'all'
   wanted = r['permissions'].map(&:to_sym)
-  role.permissions = (role.permissions | wanted) unless (wanted - role.permissions).empty?
-  save!(role, "rôle #{r['name']}")
+  extra = exact ? role.permissions - wanted : []
+  role.permissions = (role.permissions - extra) | wanted unless (wanted - role.permissions).empty? && extra.empty?
+  removed = extra.any? && !role.new_record? ? " (permissions retirées : #{extra.join(', ')})" : ''
+  save!(role, "rôle #{r['name']}#{removed}")
 end
 
 trackers = spec['trackers'].map do |name|

@@ -10,13 +10,15 @@ from dataclasses import asdict, dataclass, field
 
 from app.config import Settings
 
-# Permissions the service's own role gets, and no more (issue 2).
+# Exactly the permissions the service's own role has (issues 2, 14): read issues and their
+# journals, create them, edit fields/status/assignee/dates and attach files, write notes (never
+# private), set parents, relate tickets. Project members are read under a public permission.
+# Provisioning removes any other; `redmine check` reports them.
 SERVICE_PERMISSIONS = [
     "view_issues",
     "add_issues",
     "edit_issues",
     "add_issue_notes",
-    "view_private_notes",
     "manage_subtasks",
     "manage_issue_relations",
 ]

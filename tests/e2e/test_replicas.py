@@ -28,6 +28,7 @@ from tests.e2e.processes import Replica, wait_for
 from tests.e2e.redmine_admin import rails_runner, sign, signed_delivery
 from tests.e2e.test_litigation_opening import assert_opened, open_file
 from tests.postgres import create_database, drop_database
+from tests.sockets import HangingRedmine
 
 # Provision requested 60 days ago: its C-14 deadline (D+45) is due as soon as it is stored.
 PROVISION_DATE = (date.today() - timedelta(days=60)).isoformat()
@@ -201,6 +202,38 @@ def test_kill_9_of_the_scheduler_holder_while_deadlines_are_due(admin, service, 
         losses = [c for c in admin.children(reg["id"]) if c["tracker"]["name"] == "Perte de mandat"]
         notes = [n for n in admin.notes(lit["id"]) if "dépassée sans réception des fonds" in n]
         assert (len(losses), len(notes)) == (1, 1), mandate
+
+
+def test_a_leader_stuck_on_a_silent_redmine_stops_renewing_and_the_other_replica_takes_over(service, on_postgres):
+    """Issue 14: the leader's Redmine accepts connections and never answers (no read timeout
+    here, so its polling job hangs): the job is reported stuck, the lease is not renewed and
+    the other replica takes it; once the job ends, the first renews again, as a follower."""
+    service, db = on_postgres
+    hanging = HangingRedmine()
+    stuck = {"RECOUVREMENT_REDMINE_URL": hanging.url, "RECOUVREMENT_REDMINE_READ_TIMEOUT_SECONDS": "3600",
+             "RECOUVREMENT_WORKER__STUCK_AFTER_SECONDS": "3"}
+    first = Replica(service.env | REPLICA_SETTINGS | stuck).wait_up()
+    running = [first]
+    try:
+        wait_for(lambda: (first.health() or {}).get("scheduler") == "leader", 30, "première instance au bail")
+        wait_for(lambda: httpx.get(f"{first.url}/health", timeout=5).status_code == 503, 30, "tâche signalée bloquée")
+        health = httpx.get(f"{first.url}/health", timeout=5).json()
+        assert health["status"] == "bloqué"  # every leader job waits on Redmine, polling among them
+        assert any(r.startswith("tâche « poll » bloquée depuis le ") for r in health["stuck"]), health
+        second = Replica(service.env | REPLICA_SETTINGS).wait_up()
+        running.append(second)
+        wait_for(lambda: leases.current(db, "scheduler").holder.split(":")[1] == str(second.pid), 30,
+                 "reprise du bail par l'autre instance (6 s de bail + 2 s de renouvellement)")
+        assert second.health()["scheduler"] == "leader"
+        assert "non renouvelé, une autre instance pourra le prendre : tâche « " in first.output()
+
+        hanging.drop_held()  # the job ends (connection closed): normal renewal resumes, as a follower
+        wait_for(lambda: httpx.get(f"{first.url}/health", timeout=5).status_code == 200, 30, "tâche terminée")
+        assert first.health() == {"status": "ok", "scheduler": "follower"}
+        assert leases.current(db, "scheduler").holder.split(":")[1] == str(second.pid)
+    finally:
+        stop_all(running, service)
+        hanging.close()
 
 
 def test_redmine_stopped_during_a_batch_then_back(admin, service, on_postgres, clerk, gestionnaire):

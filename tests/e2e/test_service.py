@@ -118,15 +118,46 @@ def test_redmine_check_says_precisely_what_is_missing(service):
     assert "champ personnalisé manquant : Codébiteurs" in missing.stdout
 
 
-def test_provisioning_twice_changes_nothing(redmine_env, tmp_path):
+def provision(tmp_path) -> str:
+    """provision.rb on the local Redmine with the default spec (what scripts/redmine-local.sh
+    does): its output."""
     spec = subprocess.run([sys.executable, "-m", "app.cli", "redmine", "spec"], cwd=ROOT, capture_output=True,
                           text=True, check=True, env={k: v for k, v in os.environ.items()
                                                       if not k.startswith("RECOUVREMENT_")}).stdout
     spec_file = tmp_path / "schema.json"
     spec_file.write_text(spec)
-    output = rails_runner(str(ROOT / "integrations" / "redmine" / "provision.rb"), str(spec_file))
+    return rails_runner(str(ROOT / "integrations" / "redmine" / "provision.rb"), str(spec_file))
+
+
+def test_provisioning_twice_changes_nothing(redmine_env, tmp_path):
+    provision(tmp_path)
+    output = provision(tmp_path)
     assert "changements : 0" in output
     assert f"SERVICE_API_KEY={redmine_env['REDMINE_SERVICE_KEY']}" in output
+
+
+def test_the_service_role_has_exactly_the_permissions_the_service_uses(service, tmp_path):
+    """Least privilege (issue 14): an extra permission on the service's role (shared by the
+    local Redmine: restored by provisioning at the end) is reported by `redmine check` and
+    removed by provisioning; `view_private_notes` is not among those the service needs."""
+    role = "Automate recouvrement"
+    try:
+        provision(tmp_path)
+        assert "Redmine conforme" in service.cli("redmine", "check").stdout
+        rails_runner(f"r = Role.find_by!(name: '{role}'); r.add_permission!(:view_private_notes, :delete_issues)")
+        extra = service.cli("redmine", "check", check=False)
+        assert extra.returncode == 2
+        assert [line for line in extra.stdout.splitlines() if "en trop" in line] == [
+            f"permission en trop au rôle « {role} » : delete_issues (inutile au service : à retirer)",
+            f"permission en trop au rôle « {role} » : view_private_notes (inutile au service : à retirer)"]
+        assert "trop large" in extra.stderr
+
+        output = provision(tmp_path)
+        assert f"+ rôle {role} (permissions retirées : view_private_notes, delete_issues)" in output
+        assert "changements : 0" in provision(tmp_path)
+        assert "Redmine conforme" in service.cli("redmine", "check").stdout
+    finally:
+        provision(tmp_path)  # the role as the service needs it, whatever happened
 
 
 def test_names_from_tickets_render_as_typed_in_redmine(tmp_path):

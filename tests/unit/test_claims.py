@@ -135,14 +135,14 @@ def test_claimed_gives_up_after_the_wait_with_a_retryable_error(tmp_path):
 
 def test_a_view_whose_lease_is_over_writes_nothing(ctx):
     lit = add_litigation(ctx.redmine)
-    late, view = in_one_view(ctx, lease_ends=monotonic() + ctx.settings.redmine_timeout_seconds)
+    late, view = in_one_view(ctx, lease_ends=monotonic() + ctx.settings.redmine_read_timeout_seconds)
     with pytest.raises(ViewExpired):  # within two Redmine calls of the end: no new write
         late.redmine.update_issue(lit.id, notes="trop tard")
     assert ctx.redmine.notes(lit.id) == []
 
 
 def test_an_event_processed_past_its_lease_writes_nothing_and_waits(tmp_path):
-    ctx = make_context(tmp_path, Settings(worker=Worker(lease_seconds=10)))  # less than two Redmine timeouts
+    ctx = make_context(tmp_path, Settings(worker=Worker(lease_seconds=60)))  # less than two Redmine timeouts
     add_register(ctx.redmine)
     lit = add_litigation(ctx.redmine)
     event_id = deliver(ctx, lit.id)

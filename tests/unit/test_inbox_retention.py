@@ -99,10 +99,11 @@ def test_retention_must_be_at_least_a_day():
 
 
 def test_the_leader_purges_daily_at_the_office_hour_and_at_start(ctx):
+    from app.health.heartbeats import Heartbeats
     from app.leadership.flows import Leadership
     from app.main import LEADER_JOBS, make_scheduler
 
-    job = make_scheduler(ctx, Leadership(ctx)).get_job("purge")
+    job = make_scheduler(ctx, Leadership(ctx), Heartbeats(ctx.clock, 120)).get_job("purge")
     assert "purge" in LEADER_JOBS  # run when a replica takes the scheduler lease, so at start
     assert str(job.trigger) == "cron[hour='8', minute='0']"
 
