@@ -261,9 +261,9 @@ class Worker(BaseModel):
     backoff_max_seconds: int = 3600
     lease_seconds: int = 300
     # Exactly-once effects (app/claims): a claim outlives any Redmine write made under it (a
-    # fresh read and a write, each bounded by the Redmine timeout); a worker waits this long
+    # fresh read and a write, each cut at redmine_request_deadline_seconds); a worker waits this long
     # for another's claim before its event is tried again later.
-    claim_lease_seconds: int = 120
+    claim_lease_seconds: int = 180
     claim_wait_seconds: float = 20
     poll_interval_seconds: int = 60
     work_interval_seconds: int = 5
@@ -294,6 +294,8 @@ class Settings(BaseSettings):
     # answer (a Redmine that accepts and never answers is cut there: RedmineUnavailable).
     redmine_connect_timeout_seconds: float = 5.0
     redmine_read_timeout_seconds: float = 30.0
+    # A whole Redmine call (connect, send, every read of the answer) is cut at this deadline.
+    redmine_request_deadline_seconds: float = 60.0
     # The HTTP server (`serve`): /docs, /redoc and /openapi.json only when asked for, and how
     # long a client may take to send a request's head (else closed) and its body (else 408).
     api_docs: bool = False

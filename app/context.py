@@ -31,9 +31,10 @@ def in_one_view(ctx: Context, lease_ends: float | None = None) -> tuple[Context,
     """The context for one unit of work (an event, a deadline's firing) and its view of
     Redmine (``integrations/redmine/scope.py``): call ``verify()`` on the view once the work
     has written what it writes. ``lease_ends`` (``time.monotonic()``): when the unit's lease
-    runs out; the view stops writing earlier, by the time two Redmine calls may take, so
-    that no write of it lands after another worker has taken the unit over."""
-    margin = 2 * (ctx.settings.redmine_connect_timeout_seconds + ctx.settings.redmine_read_timeout_seconds)
+    runs out; the view stops writing earlier, by the time two Redmine calls may take (each
+    cut at ``redmine_request_deadline_seconds``), so that no write of it lands after another
+    worker has taken the unit over."""
+    margin = 2 * ctx.settings.redmine_request_deadline_seconds
     writable_until = lease_ends - margin if lease_ends is not None else None
     scope = RedmineScope(ctx.redmine, ctx.settings.fields.operation_key, writable_until)
     return replace(ctx, redmine=scope), scope

@@ -3,8 +3,10 @@
 - Favourable judgment (``Issue du jugement`` on the Assignation or Injonction ticket): one
   ``Exécution`` ticket per debtor line of ``Débiteurs``, under the title ticket (C-20), each
   with its cost (C-26) and the monthly review deadline; the bailiff executes right after
-  service (C-21). A debtor line is identified by its position, its role and its name
-  (:func:`app.text.identity`): homonyms and names in any script each get their ticket.
+  service (C-21). A debtor line is identified by its role and its name
+  (:func:`app.text.identity`), and a homonym of the same role by its rank among them:
+  homonyms and names in any script each get their ticket, and adding, removing or
+  reordering other lines changes no line's ticket.
 - Unfavourable judgment: a task to study an appeal with the owner (C-21).
 - Eviction ordered (``Expulsion ordonnée``): an ``Expulsion`` ticket: commandement de quitter
   les lieux (≈ 300 €), then the force publique (≈ 3 000 €) if the tenant stays, then
@@ -14,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 
 from app.calendar import add_months, paris_date
@@ -40,8 +43,8 @@ def reconcile_judgment(ctx: Context, title: Issue) -> list[str]:
     file = read_litigation_file(litigation, s)
     mandate = file.mandate_number
     if outcome == s.values.judgment_favourable:
-        executions = [_execution(ctx, title, mandate, position, party)
-                      for position, party in enumerate(file.parties, start=1)]
+        executions = [_execution(ctx, title, mandate, key, party)
+                      for key, party in zip(execution_keys(title.id, file.parties), file.parties, strict=True)]
         text = render("judgment_favourable", executions=executions, cost=s.procedure.execution_cost_eur)
         note_once(ctx, title, f"C-20/executions/{digest([e.id for e in executions])}", text)
         return [f"jugement favorable : {len(executions)} exécution(s)"]
@@ -56,10 +59,18 @@ def reconcile_judgment(ctx: Context, title: Issue) -> list[str]:
     return []
 
 
-def execution_key(title_id: int, position: int, party: Party) -> str:
-    """C-20: the operation key of the execution against the debtor of line ``position``
-    (counted among the debtors, from 1) of ``Débiteurs``."""
-    return f"C-20/execution/{title_id}/{position}/{party.role.value}/{identity(party.name)}"
+def execution_keys(title_id: int, parties: list[Party]) -> list[str]:
+    """C-20: the operation key of the execution against each debtor line of ``Débiteurs``:
+    its role and its name's identity; the second and later lines of the same role and name
+    (homonyms: father and son, both cautions) add their rank among those lines. A key
+    never depends on the other lines, so editing them opens nothing twice."""
+    seen: Counter[str] = Counter()
+    keys = []
+    for party in parties:
+        who = f"{party.role.value}/{identity(party.name)}"
+        seen[who] += 1
+        keys.append(f"C-20/execution/{title_id}/{who}" + (f"/{seen[who]}" if seen[who] > 1 else ""))
+    return keys
 
 
 def _legacy_execution_key(title_id: int, party: Party) -> str:
@@ -68,12 +79,11 @@ def _legacy_execution_key(title_id: int, party: Party) -> str:
     return f"C-20/execution/{title_id}/{slug(party.name)}"
 
 
-def _execution(ctx: Context, title: Issue, mandate: str, position: int, party: Party) -> Issue:
+def _execution(ctx: Context, title: Issue, mandate: str, key: str, party: Party) -> Issue:
     """C-20: one Exécution ticket per debtor line, under the title ticket; C-26 review
     scheduled. A ticket of an earlier version (old key) is adopted by the first line it
     matches: its key is rewritten, so the next line with that old key gets its own."""
     s = ctx.settings
-    key = execution_key(title.id, position, party)
     if not find_operation(ctx, s.trackers.execution, key, title.id):
         legacy = find_operation(ctx, s.trackers.execution, _legacy_execution_key(title.id, party), title.id)
         if legacy:

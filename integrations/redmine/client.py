@@ -11,12 +11,16 @@ Known Redmine pitfalls handled here (verified in Redmine's source, see issue 2):
 from __future__ import annotations
 
 import re
+import socket
+import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
 import requests
+import urllib3
+import urllib3.connection
 from requests.adapters import HTTPAdapter
 from redminelib import Redmine as PythonRedmine
 from redminelib import exceptions as rex
@@ -76,37 +80,115 @@ def _filter_expression(value: str) -> str:
     return "~" + max(re.split(r"[|\r\n]", value), key=len)
 
 
+_in_flight = threading.local()  # the connections the calling thread's Redmine call uses
+
+
+class _Watchdog:
+    """Cuts a Redmine call that outlives its deadline: the read timeout bounds each read of
+    the answer, not the whole answer, and a Redmine (or proxy) sending a byte now and then
+    would hold a worker for ever. At the deadline, the sockets of the call are shut down:
+    the blocked read returns at once and the call fails as Redmine unavailable."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.connections: list[urllib3.connection.HTTPConnection] = []
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def _cut(self) -> None:
+        self.fired = True
+        for connection in list(self.connections):
+            try:
+                if connection.sock is not None:
+                    connection.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> _Watchdog:
+        _in_flight.watchdog = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._timer.cancel()
+        _in_flight.watchdog = None
+
+
+def _watched(connection_class: type) -> type:
+    """``connection_class`` reporting each request it sends to the calling thread's watchdog."""
+
+    class Watched(connection_class):  # type: ignore[misc, valid-type]
+        def request(self, *args, **kwargs):
+            watchdog = getattr(_in_flight, "watchdog", None)
+            if watchdog is not None:
+                watchdog.connections.append(self)
+            return super().request(*args, **kwargs)
+
+    return Watched
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _watched(urllib3.connection.HTTPConnection)
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _watched(urllib3.connection.HTTPSConnection)
+
+
 @contextmanager
-def _translated_errors(what: str):
-    """python-redmine and requests errors, as the interface's, without URL or key."""
+def _bounded_call(what: str, deadline_seconds: float):
+    """One Redmine call, cut at ``deadline_seconds`` whatever the server sends; python-redmine
+    and requests errors as the interface's, without URL or key."""
+    watchdog = _Watchdog(deadline_seconds)
     try:
-        yield
-    except rex.ValidationError as exc:
-        raise RedmineRejected(f"{what} : Redmine a refusé ({exc})") from None
-    except (rex.AuthError, rex.ForbiddenError) as exc:
-        raise RedmineRejected(f"{what} : accès refusé par Redmine ({type(exc).__name__}) — clé API ou droits") from None
-    except rex.ResourceNotFoundError:
-        raise RedmineNotFound(f"{what} : introuvable dans Redmine (404)") from None
-    except (rex.ServerError, rex.UnknownError, rex.JSONDecodeError) as exc:
-        raise RedmineUnavailable(f"{what} : Redmine en erreur ({type(exc).__name__} {exc})") from None
-    except requests.Timeout as exc:
-        raise RedmineUnavailable(f"{what} : Redmine n'a pas répondu dans le délai ({type(exc).__name__})") from None
-    except requests.ConnectionError as exc:
-        raise RedmineUnavailable(f"{what} : Redmine injoignable ({type(exc).__name__})") from None
-    except rex.BaseRedmineError as exc:
-        raise RedmineRejected(f"{what} : {type(exc).__name__} {exc}") from None
+        with watchdog:
+            yield
+    except (requests.RequestException, rex.BaseRedmineError) as exc:
+        if watchdog.fired:
+            raise RedmineUnavailable(f"{what} : Redmine n'a pas répondu dans le délai total de "
+                                     f"{deadline_seconds:g} s ({type(exc).__name__})") from None
+        raise _translated(what, exc) from None
+
+
+def _translated(what: str, exc: Exception) -> Exception:
+    """The interface's error for a python-redmine or requests error."""
+    if isinstance(exc, rex.ValidationError):
+        return RedmineRejected(f"{what} : Redmine a refusé ({exc})")
+    if isinstance(exc, (rex.AuthError, rex.ForbiddenError)):
+        return RedmineRejected(f"{what} : accès refusé par Redmine ({type(exc).__name__}) — clé API ou droits")
+    if isinstance(exc, rex.ResourceNotFoundError):
+        return RedmineNotFound(f"{what} : introuvable dans Redmine (404)")
+    if isinstance(exc, (rex.ServerError, rex.UnknownError, rex.JSONDecodeError)):
+        return RedmineUnavailable(f"{what} : Redmine en erreur ({type(exc).__name__} {exc})")
+    if isinstance(exc, requests.Timeout):
+        return RedmineUnavailable(f"{what} : Redmine n'a pas répondu dans le délai ({type(exc).__name__})")
+    if isinstance(exc, requests.ConnectionError):
+        return RedmineUnavailable(f"{what} : Redmine injoignable ({type(exc).__name__})")
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        # An answer cut short (Redmine or a proxy restarting mid-answer): try again later.
+        return RedmineUnavailable(f"{what} : réponse de Redmine interrompue ({type(exc).__name__})")
+    if isinstance(exc, requests.RequestException):  # an invalid URL or header: the settings
+        return RedmineRejected(f"{what} : requête impossible ({type(exc).__name__}) — vérifier "
+                               "RECOUVREMENT_REDMINE_URL")
+    return RedmineRejected(f"{what} : {type(exc).__name__} {exc}")
 
 
 class _BoundedAdapter(HTTPAdapter):
-    """Every request of the session gets (connect, read) timeouts in seconds.
+    """Every request of the session gets (connect, read) timeouts in seconds, and its
+    connections are watched by the calling thread's watchdog (``_bounded_call``).
 
     python-redmine's ``requests={"timeout": …}`` only sets an attribute on the
     ``requests.Session``, which requests never reads (redminelib/engines/sync.py): without
     this adapter a Redmine that accepts a connection and never answers blocks forever."""
 
     def __init__(self, connect_seconds: float, read_seconds: float):
-        super().__init__()
         self.timeouts = (connect_seconds, read_seconds)
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
     def send(self, request, stream=False, timeout=None, **kwargs):
         return super().send(request, stream=stream, timeout=timeout or self.timeouts, **kwargs)
@@ -135,7 +217,7 @@ class RedmineClient:
 
     # --- low level -------------------------------------------------------------------
     def _request(self, method: str, path: str, what: str, params: dict | None = None, data: dict | None = None):
-        with _translated_errors(what):
+        with _bounded_call(what, self.settings.redmine_request_deadline_seconds):
             return self._api.engine.request(method, self._url + path, params=params, data=data)
 
     def _all(self, path: str, container: str, what: str, params: dict) -> list[dict]:
@@ -291,7 +373,7 @@ class RedmineClient:
 
     def attach_file(self, issue_id: int, filename: str, content: bytes, content_type: str, notes: str,
                     verify: bool = True) -> None:
-        with _translated_errors(f"envoi du fichier {filename}"):
+        with _bounded_call(f"envoi du fichier {filename}", self.settings.redmine_request_deadline_seconds):
             token = self._api.engine.request(
                 "post", f"{self._url}/uploads.json", headers={"Content-Type": "application/octet-stream"},
                 params={"filename": filename}, data=content,

@@ -119,3 +119,68 @@ def test_the_worker_postpones_an_event_whose_redmine_hangs(tmp_path, hanging):
     waiting = event(ctx, event_id)
     assert (waiting.state, waiting.attempts) == (EventState.pending, 1)
     assert "pas répondu dans le délai" in waiting.last_error and waiting.next_attempt_at > ctx.clock.now()
+
+
+class _Misbehaving(BaseHTTPRequestHandler):
+    """``drip``: an answer's head sent a byte every 0.2 s, never finished (each read gets a
+    byte well within the read timeout); ``cut``: 3 bytes of a 100-byte body, then the end."""
+
+    mode = "drip"
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        if self.mode == "cut":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"u")
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\n" + b"X" * 10_000:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:  # the client cut the call
+            pass
+
+    do_PUT = do_POST = do_GET  # noqa: N815
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def misbehaving_redmine(mode: str):
+    handler = type("Handler", (_Misbehaving,), {"mode": mode})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_redmine_that_drips_its_answer_is_cut_at_the_calls_deadline():
+    """Found by the red team: a byte every few seconds never trips the read timeout; the
+    whole call has a deadline."""
+    with misbehaving_redmine("drip") as url:
+        settings = bounded_settings(url).model_copy(update={"redmine_request_deadline_seconds": 1.5})
+        client = RedmineClient(settings)
+        error, seconds = call_in_thread(client.ping)
+    assert isinstance(error, RedmineUnavailable) and "délai total de 1.5 s" in str(error)
+    assert 1.5 * 0.9 <= seconds < 1.5 + MARGIN
+
+
+def test_an_answer_cut_short_is_redmine_unavailable_and_the_event_waits(tmp_path):
+    """Found by the red team: a body shorter than announced (Redmine or a proxy restarting)
+    failed the event for good (ChunkedEncodingError) and crashed `sync`."""
+    with misbehaving_redmine("cut") as url:
+        client = RedmineClient(bounded_settings(url))
+        error, _ = call_in_thread(client.ping)
+        assert isinstance(error, RedmineUnavailable) and "réponse de Redmine interrompue" in str(error)
+        ctx = make_context(tmp_path, bounded_settings(url))
+        ctx.redmine = RedmineClient(ctx.settings)
+        event_id = deliver(ctx, 1)
+        work(ctx)
+    waiting = event(ctx, event_id)
+    assert (waiting.state, waiting.attempts) == (EventState.pending, 1) and "interrompue" in waiting.last_error

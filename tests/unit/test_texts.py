@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from openpyxl import load_workbook
 
-from app.enforcement.flows import execution_key, reconcile_judgment
+from app.enforcement.flows import execution_keys, reconcile_judgment
 from app.letters import letter_docx, letter_text
 from app.litigation.case import Party, PartyRole
 from app.prevention import service as prevention
@@ -74,11 +74,26 @@ def test_a_ticket_of_the_former_key_is_adopted_by_the_first_line_it_matches(ctx)
     reconcile_judgment(ctx, ctx.redmine.get_issue(title.id))
     made = executions(ctx, title.id)
     assert len(made) == 4
-    parties = [Party(n, PartyRole(r)) for n, r in debtors]
-    assert ctx.redmine.issues[old_martin.id].field("Clé d'opération") == execution_key(title.id, 1, parties[0])
-    assert ctx.redmine.issues[old_empty.id].field("Clé d'opération") == execution_key(title.id, 2, parties[1])
-    assert {e.field("Clé d'opération") for e in made} == {execution_key(title.id, p, d)
-                                                          for p, d in enumerate(parties, start=1)}
+    keys = execution_keys(title.id, [Party(n, PartyRole(r)) for n, r in debtors])
+    assert ctx.redmine.issues[old_martin.id].field("Clé d'opération") == keys[0]
+    assert ctx.redmine.issues[old_empty.id].field("Clé d'opération") == keys[1]
+    assert {e.field("Clé d'opération") for e in made} == set(keys)
+
+
+def test_editing_the_debtor_lines_after_the_judgment_opens_only_the_new_debtors_execution(ctx):
+    """Found by the red team: keys by line position gave a second ticket to every debtor
+    whose line moved. A line added first, one removed, homonyms kept apart by their rank."""
+    debtors = [("Jean Dupont", "locataire"), ("Jean Dupont", "locataire"), ("Иван Петров", "caution"), ("王伟", "caution")]
+    title = judgment(ctx, debtors)
+    lit_id = ctx.redmine.get_issue(title.id).parent_id
+    reconcile_judgment(ctx, ctx.redmine.get_issue(title.id))
+    before = {e.id for e in executions(ctx, title.id)}
+    assert len(before) == 4
+    edited = [("Marie Durand", "colocataire"), *debtors[:2], debtors[3]]  # added first, the Cyrillic one removed
+    ctx.redmine.edit(lit_id, **{"Débiteurs": "\n".join(f"{n} ; {r}" for n, r in edited)})
+    reconcile_judgment(ctx, ctx.redmine.get_issue(title.id))
+    after = executions(ctx, title.id)
+    assert len(after) == 5 and before < {e.id for e in after}  # only Marie Durand's is new
 
 
 @pytest.mark.parametrize("one, other", [
