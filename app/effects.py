@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from app.claims.flows import claimed
 from app.context import Context
-from app.text import clean, one_line
+from app.text import clean, subject_line
 from integrations.redmine.interface import Issue, Journal, NewIssue, RedmineRejected
 
 
@@ -89,8 +89,8 @@ def find_operation(ctx: Context, tracker: str, key: str, parent_id: int | None =
 
 def ensure_ticket(ctx: Context, key: str, new: NewIssue) -> tuple[Issue, bool]:
     """The ticket with this operation key: found in Redmine, or created with the key. Its
-    subject on one line and its fields without bidirectional or control characters
-    (:func:`app.text.one_line`, :func:`app.text.clean`): Redmine shows them as plain text."""
+    subject on one line of at most 255 characters and its fields without bidirectional or control characters
+    (:func:`app.text.subject_line`, :func:`app.text.clean`): Redmine shows them as plain text."""
     existing = find_operation(ctx, new.tracker, key, new.parent_id)
     if existing:
         return existing[0], False
@@ -100,7 +100,7 @@ def ensure_ticket(ctx: Context, key: str, new: NewIssue) -> tuple[Issue, bool]:
         if existing:
             return existing[0], False
         fields = {name: clean(value) for name, value in new.custom_fields.items()} | {field: key}
-        return ctx.redmine.create_issue(replace(new, subject=one_line(new.subject), custom_fields=fields)), True
+        return ctx.redmine.create_issue(replace(new, subject=subject_line(new.subject), custom_fields=fields)), True
 
 
 def attach_once(ctx: Context, issue: Issue, filename: str, content: bytes, content_type: str, notes: str) -> bool:

@@ -29,7 +29,7 @@ _REDMINE_LINK_STARTS = re.compile(r"r(?=\d)|w(?=ww\.)", re.IGNORECASE)
 
 # Textile (RedCloth3 as Redmine 5 runs it, glyphs off): characters that start markup
 # anywhere, and those that format only at a word's edge (kept inside "Jean-Pierre", "M-1").
-_TEXTILE_ALWAYS = set('*@%[]{}!"|#<>&:')
+_TEXTILE_ALWAYS = set('*@%[]{}!"|#<>&:(')  # "(": ABC(title) is an abbreviation
 _TEXTILE_AT_EDGE = set("-_+~^=?")
 _TEXTILE_BLOCK = re.compile(r"[A-Za-z]+\d*\S*?\.")  # h1. bq. p. fn1. bc. pre. table. p(class).
 

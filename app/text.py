@@ -26,10 +26,15 @@ def clean(text: str) -> str:
     return _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-def one_line(text: str) -> str:
-    """:func:`clean`, then every run of whitespace (line breaks included) as one space: a
-    ticket subject, which Redmine shows as plain text on one line."""
-    return " ".join(clean(text).split())
+SUBJECT_LENGTH = 255  # Redmine refuses a longer subject (Issue: validates_length_of :subject)
+
+
+def subject_line(text: str) -> str:
+    """A ticket subject, which Redmine shows as plain text on one line: :func:`clean`, every
+    run of whitespace (line breaks included) as one space, cut to Redmine's 255 characters
+    with "…" (a 300-character name must not stop a ticket from being made)."""
+    line = " ".join(clean(text).split())
+    return line if len(line) <= SUBJECT_LENGTH else line[:SUBJECT_LENGTH - 1].rstrip() + "…"
 
 
 def spreadsheet_cell(text: str) -> str:
@@ -59,13 +64,17 @@ def identity(name: str, max_length: int = 60) -> str:
     return key
 
 
+STEM_LENGTH = 80  # file systems allow 255 bytes a name: room for a prefix and the extension
+
+
 def file_stem(ref: str) -> str:
     """A reference as part of a file name, safe and collision-free on every file system:
     ASCII letters, digits, "-" and "_" kept, anything else as "_"; unless the reference
     is made only of upper-case letters, digits, "-" and "_" (then it is the stem as is),
     a "." and a hash of the reference follow, so "LOC/1", "LOC.1", "LOC_1" and "loc_1"
-    never share a file, even where case is ignored."""
-    safe = re.sub(r"[^A-Za-z0-9_-]", "_", ref) or "_"
-    if re.fullmatch(r"[A-Z0-9_-]+", ref):
+    never share a file, even where case is ignored. At most 80 characters: a longer
+    reference is cut and keeps its hash."""
+    if re.fullmatch(r"[A-Z0-9_-]+", ref) and len(ref) <= STEM_LENGTH:
         return ref
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", ref)[:STEM_LENGTH - 11] or "_"
     return f"{safe}.{_short_hash(ref)}"

@@ -15,6 +15,7 @@ from integrations.redmine.interface import (
     Journal,
     NewIssue,
     RedmineNotFound,
+    RedmineRejected,
     RedmineUnavailable,
     SchemaReport,
 )
@@ -114,6 +115,9 @@ class FakeRedmine:
 
     def create_issue(self, new: NewIssue) -> Issue:
         self._up()
+        if len(new.subject) > 255:  # as Redmine's validation
+            raise RedmineRejected("création d'un ticket : Redmine a refusé (Sujet est trop long (pas plus de 255 "
+                                  "caractères))")
         self.writes += 1
         return self.add(new.tracker, new.subject, author_id=self.service_user_id, assigned_to_id=new.assigned_to_id,
                         parent_id=new.parent_id, **new.custom_fields)

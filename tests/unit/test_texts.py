@@ -18,7 +18,7 @@ from app.letters import letter_docx, letter_text
 from app.litigation.case import Party, PartyRole
 from app.prevention import service as prevention
 from app.templates import TEXT_FORMATS, WORD_JOINER, escape, render
-from app.text import clean, file_stem, identity, one_line, spreadsheet_cell
+from app.text import clean, file_stem, identity, spreadsheet_cell, subject_line
 from tests.unit.helpers import add_litigation, add_register, make_context
 from tests.unit.test_prevention import ctx as prevention_ctx  # noqa: F401 (fixture)
 from tests.unit.test_prevention import line, load, run, tickets
@@ -181,18 +181,44 @@ def _tenant(name):
                    phone="", mandate_number="M-1", owner_ref="P", terms=(Term(date(2027, 1, 5), Decimal("650.00")),))
 
 
-def test_one_line_subjects():
-    assert one_line(f" Jean\n\r\tMartin {BIDI} ") == "Jean Martin"
+def test_subjects_on_one_line_within_redmines_255_characters():
+    assert subject_line(f" Jean\n\r\tMartin {BIDI} ") == "Jean Martin"
+    long = subject_line("Exécution — " + "Dupont " * 60)
+    assert len(long) == 255 and long.endswith("…")
+
+
+def test_a_very_long_name_or_reference_stops_no_run(prevention_ctx, tmp_path):  # noqa: F811
+    """Found by the red team (and issue 15): a 300-character name made a subject longer than
+    Redmine takes, a 300-character reference a file name longer than the file system takes:
+    the whole monthly run stopped, for every tenant."""
+    ctx = prevention_ctx
+    load(ctx, date(2027, 1, 8), line("R" * 300, "05/01/2027", name="N" * 300), line("B", "05/01/2027"))
+    run(ctx, date(2027, 1, 11))
+    calls = tickets(ctx, "Relance impayés")
+    assert len(calls) == 2 and all(len(c.subject) <= 255 for c in calls)
+    assert len([case for case, letters in prevention.cases_of(ctx.db) if letters]) == 2
+
+
+def test_a_debtor_with_a_very_long_name_gets_his_execution(ctx):
+    title = judgment(ctx, [("D" * 280, "locataire"), ("Paul Martin", "caution")])
+    reconcile_judgment(ctx, ctx.redmine.get_issue(title.id))
+    assert len(executions(ctx, title.id)) == 2
 
 
 # --- Redmine text formats ---------------------------------------------------------------------
+def test_textile_abbreviations_are_not_made_of_peoples_values():
+    """Found by the red team: capitals followed by "(" were an abbreviation, the text in
+    brackets hidden in a tooltip (``<abbr title="ne pas poursuivre">DUPONT</abbr>``)."""
+    assert "(" not in escape("DUPONT(ne pas poursuivre) Jean", "textile")
+
+
 HOSTILE = ["www.example.invalid", "http://evil.invalid/x", "!http://evil.invalid/a.png!", "user:admin",
            "project:gestion", "#123", "r123", "[[Page]]", "{{toc}}", "@admin", "jean@example.invalid",
            "h1. Titre", "bq. citation", "p. para", "fn1. note", "* puce", "# numéro", "> citation", "| a | b |",
            "- tiret", "1. un", "**gras**", "_em_", "-del-", "+ins+", "^sup^", "~sub~", "%span%", "==brut==",
            "??cite??", "`code`", "\"lien\":http://x", "<b>gras</b>", "&amp;", "commit:abc", "source:x",
            "attachment:a.png", "version:\"1.0\"", "sftp://x", "ftp://x", BIDI, "\n", "\n\n", "  ", "Jean-Pierre",
-           "Иван", "王伟", "محمد", "Zoë", "M-1"]
+           "Иван", "王伟", "محمد", "Zoë", "M-1", "DUPONT(ne pas poursuivre) Jean", "RIB(FR76 1234)"]
 hostile = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=6)), max_size=8).map("".join)
 
 # What Redmine's passes look for in the HTML (ApplicationHelper, WikiFormatting::LinksHelper).
