@@ -20,6 +20,7 @@ from app.calendar import PARIS
 from app.context import Context
 from app.deadlines.scheduled import tick_job
 from app.health.heartbeats import Heartbeats
+from app.health.views import Readiness
 from app.health.views import router as health_router
 from app.inbox.flows import NO_SECRET, UNAUTHENTICATED
 from app.inbox.scheduled import poll_job, purge_job
@@ -100,6 +101,7 @@ def create_app(ctx: Context, run_jobs: bool = False) -> FastAPI:
     app.state.ctx = ctx
     app.state.leadership = leadership
     app.state.heartbeats = heartbeats
+    app.state.readiness = Readiness(ctx, heartbeats)
 
     def wake_worker() -> None:
         if scheduler and scheduler.running:

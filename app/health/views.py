@@ -1,7 +1,14 @@
 """GET /health (the process answers, no job stuck) and GET /ready (database, Redmine, schema,
-no job stuck); 503 with the reasons in French otherwise."""
+no job stuck); 503 with the reasons in French otherwise.
+
+Both answer without authentication (load balancers): /health does no I/O, and /ready runs
+one check at a time, its result reused for ``READY_REUSE_SECONDS``, so that many probes
+against a hung Redmine cannot tie up the server's threads (webhooks share them)."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -15,8 +22,11 @@ from integrations.redmine.interface import RedmineError
 router = APIRouter()
 
 
+READY_REUSE_SECONDS = 5.0
+
+
 @router.get("/health")
-def health(request: Request) -> JSONResponse:
+async def health(request: Request) -> JSONResponse:
     """The process answers; ``scheduler`` tells whether this replica holds the scheduler lease;
     503 with ``stuck`` (one French reason per job) when a job runs without progress."""
     leading = request.app.state.leadership.holds()
@@ -44,8 +54,34 @@ def _readiness(ctx: Context, heartbeats: Heartbeats) -> dict[str, str]:
     return checks
 
 
+class Readiness:
+    """The readiness checks, one run at a time: while one runs, or for ``reuse_seconds``
+    after it, a probe gets its result (the first probes of a run: "vérification en cours")."""
+
+    def __init__(self, ctx: Context, heartbeats: Heartbeats, reuse_seconds: float = READY_REUSE_SECONDS):
+        self.ctx, self.heartbeats, self.reuse_seconds = ctx, heartbeats, reuse_seconds
+        self._lock = threading.Lock()
+        self._running = False
+        self._last: dict[str, str] | None = None
+        self._last_at = 0.0
+
+    def checks(self) -> dict[str, str]:
+        with self._lock:
+            if self._running or (self._last and time.monotonic() - self._last_at < self.reuse_seconds):
+                return self._last or {"vérification": "en cours"}
+            self._running = True
+        try:
+            result = _readiness(self.ctx, self.heartbeats)
+        finally:
+            with self._lock:
+                self._running = False
+        with self._lock:
+            self._last, self._last_at = result, time.monotonic()
+        return result
+
+
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    checks = await run_in_threadpool(_readiness, request.app.state.ctx, request.app.state.heartbeats)
+    checks = await run_in_threadpool(request.app.state.readiness.checks)
     ok = all(v == "ok" for v in checks.values()) and len(checks) == 4
     return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)

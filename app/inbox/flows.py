@@ -64,6 +64,21 @@ def authenticate(body: bytes, header: str | None, settings: Settings) -> None:
         raise IntakeError(401, "livraison refusée : aucun secret configuré (RECOUVREMENT_WEBHOOK_SECRET)")
 
 
+_SIGNATURE = re.compile(r"\s*sha256=[0-9a-fA-F]{64}\s*")
+
+
+def check_signature_header(header: str | None, settings: Settings) -> None:
+    """Before the body is read: with a secret set, a delivery without a well-formed
+    ``sha256=<64 hex>`` signature is refused at once (IntakeError 401), so that an
+    unauthenticated sender makes the service hold nothing in memory."""
+    if settings.webhook_secret is None:
+        return
+    if not header:
+        raise IntakeError(401, f"signature absente : en-tête {SIGNATURE_HEADER} attendu")
+    if not _SIGNATURE.fullmatch(header):
+        raise IntakeError(401, "signature invalide")
+
+
 def verify_signature(body: bytes, header: str | None, secret: str) -> None:
     """``X-Redmine-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>``, compared in constant time."""
     if not header:

@@ -12,10 +12,18 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import ClientDisconnect
 
 from app.database import Database
 from app.inbox import service
-from app.inbox.flows import SIGNATURE_HEADER, IntakeError, ParsedEvent, authenticate, parse_delivery
+from app.inbox.flows import (
+    SIGNATURE_HEADER,
+    IntakeError,
+    ParsedEvent,
+    authenticate,
+    check_signature_header,
+    parse_delivery,
+)
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -74,27 +82,56 @@ def _intake(app: FastAPI) -> Intake:
     return app.state.intake
 
 
+# Bodies being received at once hold at most this many times the largest body in memory:
+# beyond it, 503 (Redmine's deliveries are a few kilobytes; a flood of large bodies with a
+# forged signature must not exhaust the server's memory).
+BODIES_IN_FLIGHT = 16
+
+
+class _Bodies:
+    """The bytes of the bodies being received (the event loop's thread only: no lock)."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.in_flight = 0
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, at most ``limit`` bytes (IntakeError 413), within the server's budget of
+    bodies in flight (IntakeError 503); a client gone mid-body is IntakeError 400."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise IntakeError(413, f"corps trop grand : {limit} octets au plus")
+    app = request.app
+    if not hasattr(app.state, "bodies"):
+        app.state.bodies = _Bodies(BODIES_IN_FLIGHT * limit)
+    bodies: _Bodies = app.state.bodies
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise IntakeError(413, f"corps trop grand : {limit} octets au plus")
+    try:
+        async for chunk in request.stream():
+            if bodies.in_flight + len(chunk) > bodies.budget:
+                raise IntakeError(503, "trop de livraisons en cours de réception : renvoyer plus tard")
+            body += chunk
+            bodies.in_flight += len(chunk)
+            if len(body) > limit:
+                raise IntakeError(413, f"corps trop grand : {limit} octets au plus")
+    except ClientDisconnect:
+        raise IntakeError(400, "client déconnecté avant la fin du corps") from None
+    finally:
+        bodies.in_flight -= len(body)
     return bytes(body)
 
 
 @router.post(
     "/webhooks/redmine",
     status_code=202,
-    responses={200: {"description": "livraison déjà reçue"}, 400: {}, 401: {}, 413: {}, 503: {}},
+    responses={200: {"description": "livraison déjà reçue"}, 400: {}, 401: {}, 408: {}, 413: {}, 503: {}},
 )
 async def receive_redmine_webhook(request: Request) -> JSONResponse:
     ctx = request.app.state.ctx
     settings = ctx.settings
     try:
+        check_signature_header(request.headers.get(SIGNATURE_HEADER), settings)
         body = await _read_body(request, settings.webhook_max_bytes)
         authenticate(body, request.headers.get(SIGNATURE_HEADER), settings)
         event = parse_delivery(body)

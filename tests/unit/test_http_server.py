@@ -15,6 +15,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from app.inbox import views
 from app.main import create_app
 from app.server import uvicorn_options
 from tests.unit.helpers import make_context
@@ -26,9 +27,12 @@ MARGIN = 2.0
 
 @pytest.fixture
 def served(tmp_path):
-    """The service's app under uvicorn, as `serve` runs it: its base URL and port."""
-    ctx = make_context(tmp_path, Settings(http_header_timeout_seconds=HEAD_SECONDS,
-                                          http_body_timeout_seconds=BODY_SECONDS))
+    """The service's app under uvicorn, as `serve` runs it: its port."""
+    yield from serving(make_context(tmp_path, Settings(http_header_timeout_seconds=HEAD_SECONDS,
+                                                       http_body_timeout_seconds=BODY_SECONDS)))
+
+
+def serving(ctx):
     config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=0, **uvicorn_options(ctx.settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -105,3 +109,52 @@ def test_api_docs_only_when_the_setting_asks_for_them(tmp_path, path):
         assert client.get(path).status_code == 404
     with TestClient(create_app(make_context(tmp_path, Settings(api_docs=True)))) as client:
         assert client.get(path).status_code == 200
+
+
+@pytest.fixture
+def served_with_secret(tmp_path, monkeypatch):
+    """The same, with a webhook secret, bodies of 1 000 bytes at most and room for two in
+    flight."""
+    monkeypatch.setattr(views, "BODIES_IN_FLIGHT", 2)
+    yield from serving(make_context(tmp_path, Settings(webhook_secret="s", webhook_max_bytes=1000,
+                                                       http_body_timeout_seconds=10)))
+
+
+def post_head(length: int, signature: str | None) -> bytes:
+    head = f"POST /webhooks/redmine HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n"
+    return (head + (f"X-Redmine-Signature-256: {signature}\r\n" if signature else "") + "\r\n").encode()
+
+
+def answer_of(s: socket.socket, seconds: float = 3) -> bytes:
+    s.settimeout(seconds)
+    try:
+        return s.recv(4096)
+    except TimeoutError:
+        return b""
+
+
+@pytest.mark.parametrize("signature", [None, "sha256=abc", "md5=" + "0" * 64])
+def test_a_delivery_without_a_well_formed_signature_is_refused_before_its_body(served_with_secret, signature):
+    """Found by the red team: unsigned 1 MiB bodies were read into memory before the
+    signature was looked at (600 connections: +660 MiB)."""
+    with socket.create_connection(("127.0.0.1", served_with_secret), timeout=10) as s:
+        s.sendall(post_head(1000, signature))  # and no body
+        assert answer_of(s).startswith(b"HTTP/1.1 401")
+
+
+def test_bodies_in_flight_are_bounded_beyond_them_503(served_with_secret):
+    forged = "sha256=" + "0" * 64  # well formed: only the whole body can prove it wrong
+    holders = [socket.create_connection(("127.0.0.1", served_with_secret), timeout=10) for _ in range(2)]
+    try:
+        for s in holders:
+            s.sendall(post_head(1000, forged) + b"{" + b" " * 899)  # 900 of 1 000 bytes, held
+        time.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", served_with_secret), timeout=10) as third:
+            third.sendall(post_head(1000, forged) + b" " * 1000)
+            assert answer_of(third).startswith(b"HTTP/1.1 503")
+        for s in holders:  # the held ones end as what they are: forged
+            s.sendall(b" " * 99 + b"}")
+            assert answer_of(s).startswith(b"HTTP/1.1 401")
+    finally:
+        for s in holders:
+            s.close()

@@ -135,12 +135,35 @@ def test_serve_refuses_to_start_without_a_secret_unless_the_unauthenticated_mode
 
 
 def test_health_and_ready(ctx):
-    with TestClient(create_app(ctx)) as client:
+    app = create_app(ctx)
+    app.state.readiness.reuse_seconds = 0
+    with TestClient(app) as client:
         assert client.get("/health").json() == {"status": "ok", "scheduler": "follower"}  # no jobs here
         assert client.get("/ready").status_code == 200
         ctx.redmine.down = True
         not_ready = client.get("/ready")
     assert not_ready.status_code == 503 and "injoignable" in not_ready.json()["checks"]["redmine"]
+
+
+def test_many_ready_probes_against_a_hung_redmine_run_one_check_and_leave_health_free(ctx):
+    """Found by the red team: 60 /ready against a silent Redmine tied up the server's threads
+    (/health 30 s, a webhook 40 s)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    released, pings = threading.Event(), []
+    ctx.redmine.ping = lambda: pings.append(1) or released.wait(10)
+    with TestClient(create_app(ctx)) as client, ThreadPoolExecutor(20) as pool:
+        probes = [pool.submit(client.get, "/ready") for _ in range(20)]
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert client.get("/health").status_code == 200 and time.monotonic() - started < 2
+        answered = [p.result(timeout=5) for p in probes[1:] if p.done()]
+        released.set()
+        statuses = [p.result(timeout=10).status_code for p in probes]
+    assert len(pings) == 1 and len(answered) >= 10  # the others did not wait for the hung check
+    assert statuses.count(503) >= 10 and set(statuses) <= {200, 503}
 
 
 def test_a_chunked_body_over_the_limit_is_413_and_stores_nothing(signed_ctx):
