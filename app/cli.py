@@ -347,12 +347,16 @@ def redmine_check() -> None:
         typer.echo(f"permission manquante au rôle « {role} » : {permission}")
     for permission in report.extra_permissions:
         typer.echo(f"permission en trop au rôle « {role} » : {permission} (inutile au service : à retirer)")
+    for problem in report.account_problems:
+        typer.echo(f"droits en trop : {problem}")
     for note in report.notes:
         typer.echo(f"note : {note}")
     if not report.ok:
         _fail("schéma Redmine incomplet (voir integrations/redmine/provision.rb)")
     if report.extra_permissions:
         _fail(f"rôle « {role} » trop large : relancer integrations/redmine/provision.rb, qui retire ces permissions")
+    if report.account_problems:
+        _fail("compte du service trop puissant : retirer les droits ci-dessus (le service n'en a pas besoin)")
     typer.echo(f"Redmine conforme : projet {ctx.settings.project}, {len(build_spec(ctx.settings).trackers)} trackers")
 
 

@@ -440,7 +440,26 @@ class RedmineClient:
                 problems.append(f"champ « {f.name} » : valeurs manquantes {', '.join(lacking)}")
         missing_permissions, extra_permissions = self._service_role_gaps(spec.service_role)
         return SchemaReport(missing_trackers, missing_fields, missing_statuses, problems, notes,
-                            missing_permissions, extra_permissions)
+                            missing_permissions, extra_permissions, self._account_excess(spec.service_role["name"]))
+
+    def _account_excess(self, service_role: str) -> list[str]:
+        """What the service's account holds beyond its role (its own /users/current.json tells
+        whether it is an administrator, and its roles in each project, groups' included)."""
+        me = self._request("get", "/users/current.json", "lecture du compte du service",
+                           params={"include": "memberships"})["user"]
+        problems = []
+        if me.get("admin"):
+            problems.append("le compte du service est administrateur de Redmine : lui retirer ce statut "
+                            "(Administration › Utilisateurs)")
+        for membership in me.get("memberships", []):
+            if membership.get("project", {}).get("id") != self.project_id:
+                continue
+            for role in membership.get("roles", []):
+                if role["name"] != service_role:
+                    how = " (par un groupe)" if role.get("inherited") else ""
+                    problems.append(f"le compte du service a aussi le rôle « {role['name']} »{how} dans le projet "
+                                    f"{self.project} : le lui retirer (Projet › Configuration › Membres)")
+        return problems
 
     def _service_role_gaps(self, wanted: dict) -> tuple[list[str], list[str]]:
         """The service role's permissions missing and in excess (GET /roles.json and

@@ -205,6 +205,9 @@ class SchemaReport:
     # The service role's permissions beyond or short of what the service uses (schema.py).
     missing_permissions: list[str] = field(default_factory=list)
     extra_permissions: list[str] = field(default_factory=list)  # least privilege: not needed to work
+    # What the service's account can do beyond its role: Redmine administrator, other roles in
+    # the project (directly or through a group), one French line each with the fix.
+    account_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -160,6 +160,23 @@ def test_the_service_role_has_exactly_the_permissions_the_service_uses(service, 
         provision(tmp_path)  # the role as the service needs it, whatever happened
 
 
+def test_redmine_check_reports_roles_the_service_account_holds_beyond_its_own(admin, service):
+    """Found by the red team: the service's membership given another role too (here in the
+    test's own project) left `redmine check` saying "conforme" while the key could delete
+    tickets."""
+    roles = admin.ids("/roles.json", "roles")
+    other = next(name for name in roles if name not in ("Automate recouvrement", "Équipe recouvrement"))
+    memberships = admin._call("GET", f"/projects/{service.project}/memberships.json")["memberships"]
+    [mine] = [m for m in memberships if m.get("user", {}).get("name") == "Automate Recouvrement"]
+    assert "Redmine conforme" in service.cli("redmine", "check").stdout
+    admin._call("PUT", f"/memberships/{mine['id']}.json",
+                json={"membership": {"role_ids": [roles["Automate recouvrement"], roles[other]]}})
+    result = service.cli("redmine", "check", check=False)
+    assert result.returncode == 2 and "compte du service trop puissant" in result.stderr
+    assert (f"droits en trop : le compte du service a aussi le rôle « {other} » dans le projet {service.project}"
+            in result.stdout)
+
+
 def test_names_from_tickets_render_as_typed_in_redmine(tmp_path):
     """A party named with Textile or Redmine markup shows as typed: no bold, link or issue link."""
     from decimal import Decimal
