@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -32,10 +33,13 @@ def in_one_view(ctx: Context, lease_ends: float | None = None) -> tuple[Context,
     Redmine (``integrations/redmine/scope.py``): call ``verify()`` on the view once the work
     has written what it writes. ``lease_ends`` (``time.monotonic()``): when the unit's lease
     runs out; the view stops writing earlier, by the time two Redmine calls may take (each
-    cut at ``redmine_request_deadline_seconds``), so that no write of it lands after another
-    worker has taken the unit over."""
-    margin = 2 * ctx.settings.redmine_request_deadline_seconds
-    writable_until = lease_ends - margin if lease_ends is not None else None
+    cut at ``redmine_request_deadline_seconds``), or half the lease when it is shorter than
+    four such calls, so that no write of it lands after another worker has taken the unit
+    over."""
+    writable_until = None
+    if lease_ends is not None:
+        margin = min(2 * ctx.settings.redmine_request_deadline_seconds, (lease_ends - time.monotonic()) / 2)
+        writable_until = lease_ends - margin
     scope = RedmineScope(ctx.redmine, ctx.settings.fields.operation_key, writable_until)
     return replace(ctx, redmine=scope), scope
 

@@ -5,7 +5,7 @@ it again instead of making it twice. (The same with real processes: tests/e2e/te
 from __future__ import annotations
 
 from datetime import timedelta
-from time import monotonic
+from time import monotonic, sleep
 
 import pytest
 
@@ -135,21 +135,36 @@ def test_claimed_gives_up_after_the_wait_with_a_retryable_error(tmp_path):
 
 def test_a_view_whose_lease_is_over_writes_nothing(ctx):
     lit = add_litigation(ctx.redmine)
-    late, view = in_one_view(ctx, lease_ends=monotonic() + ctx.settings.redmine_read_timeout_seconds)
-    with pytest.raises(ViewExpired):  # within two Redmine calls of the end: no new write
+    late, view = in_one_view(ctx, lease_ends=monotonic())
+    with pytest.raises(ViewExpired):
         late.redmine.update_issue(lit.id, notes="trop tard")
     assert ctx.redmine.notes(lit.id) == []
 
 
-def test_an_event_processed_past_its_lease_writes_nothing_and_waits(tmp_path):
-    ctx = make_context(tmp_path, Settings(worker=Worker(lease_seconds=60)))  # less than two Redmine timeouts
+def test_an_event_that_outlives_its_lease_writes_nothing_more_and_waits(tmp_path, monkeypatch):
+    """A lease of 2 s (shorter than four Redmine calls: the view writes for half of it) and a
+    Redmine that takes 1.2 s to read the file: nothing is written, the event waits."""
+    ctx = make_context(tmp_path, Settings(worker=Worker(lease_seconds=2)))
     add_register(ctx.redmine)
     lit = add_litigation(ctx.redmine)
+    slow_read = ctx.redmine.get_issue
+    monkeypatch.setattr(ctx.redmine, "get_issue", lambda issue_id: sleep(1.2) or slow_read(issue_id))
     event_id = deliver(ctx, lit.id)
     assert work(ctx).processed == 1
     waiting = event(ctx, event_id)
     assert waiting.state is EventState.pending and "bail de traitement écoulé" in waiting.last_error
     assert ctx.redmine.get_issue(lit.id).parent_id is None and ctx.redmine.children(lit.id) == []
+
+
+def test_short_leases_still_let_an_event_be_processed(tmp_path):
+    """Leases shorter than two Redmine deadlines (fast takeover, as the replica tests set
+    them): the view writes for half the lease, it does not refuse everything."""
+    ctx = make_context(tmp_path, Settings(worker=Worker(lease_seconds=15)))
+    add_register(ctx.redmine)
+    lit = add_litigation(ctx.redmine)
+    event_id = deliver(ctx, lit.id)
+    assert work(ctx).processed == 1
+    assert event(ctx, event_id).state is EventState.done
 
 
 def test_the_daily_purge_forgets_claims_freed_more_than_a_day_ago(ctx):
