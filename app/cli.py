@@ -24,6 +24,7 @@ from app.legal import flows as legal_flows
 from app.prevention import flows as prevention_flows
 from app.prevention import service as prevention_service
 from app.prevention.ledger import LedgerFileError
+from app.text import clean
 from app.processing.flows import deadline_rules, work
 from app.writeoffs import flows as writeoffs_flows
 from integrations.redmine.interface import RedmineError
@@ -242,7 +243,8 @@ def prevention_status(tenant: Annotated[Optional[str], typer.Argument(help="Réf
         state = f"clos le {case.closed_on:%d/%m/%Y}" if case.closed_on else "en cours"
         if case.end:
             state += f" ({case.end.value}{f', ticket #{case.litigation_issue_id}' if case.litigation_issue_id else ''})"
-        typer.echo(f"{case.tenant_ref:<12} {case.kind.value:<15} ouvert le {case.opened_on:%d/%m/%Y}, {state}")
+        ref = clean(case.tenant_ref)  # a ledger's value: no terminal escape or bidi control reaches the screen
+        typer.echo(f"{ref:<12} {case.kind.value:<15} ouvert le {case.opened_on:%d/%m/%Y}, {state}")
         for letter in letters:
             typer.echo(f"    lettre n° {letter.phase} le {letter.created_at.astimezone(PARIS):%d/%m/%Y} : {letter.path}")
         if case.plan_accepted_on:

@@ -267,3 +267,23 @@ def test_the_services_own_formatting_still_renders(text_format):
 def test_an_unknown_format_is_refused():
     with pytest.raises(ValueError, match="format de texte inconnu"):
         escape("x", "rst")
+
+
+def test_prevention_status_prints_no_terminal_escape_from_the_ledger(prevention_ctx, monkeypatch):  # noqa: F811
+    """A ledger's reference carrying a terminal escape sequence or a bidi control reaches the
+    operator's screen cleaned."""
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from app.config import get_settings
+
+    ctx = prevention_ctx
+    load(ctx, date(2027, 1, 8), line(f"LOC\x1b[2J{BIDI}9", "05/01/2027"))
+    run(ctx, date(2027, 1, 11))
+    monkeypatch.setenv("RECOUVREMENT_DATABASE_URL", ctx.db.url)
+    get_settings.cache_clear()
+    try:
+        output = CliRunner().invoke(cli, ["prevention", "status"]).output
+    finally:
+        get_settings.cache_clear()
+    assert "LOC[2J9" in output and "\x1b" not in output and not re.search(f"[{BIDI}]", output)
