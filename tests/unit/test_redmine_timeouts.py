@@ -89,10 +89,16 @@ class AnsweringRedmine(BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
 def answering_redmine():
     """A Redmine answering every GET with the service user (id 42): its URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), AnsweringRedmine)
+    return http_server(AnsweringRedmine)
+
+
+@contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]):
+    """``handler`` served on a free 127.0.0.1 port, in daemon threads: its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -147,17 +153,8 @@ class _Misbehaving(BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
 def misbehaving_redmine(mode: str):
-    handler = type("Handler", (_Misbehaving,), {"mode": mode})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return http_server(type("Handler", (_Misbehaving,), {"mode": mode}))
 
 
 def test_a_redmine_that_drips_its_answer_is_cut_at_the_calls_deadline():
