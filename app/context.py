@@ -19,6 +19,9 @@ class Context:
     clock: Clock
     db: Database
     redmine: Redmine
+    # The unit of work holds a claim that covers every effect it makes (a deadline's row,
+    # claimed by one scheduler): its effects take no claim of their own (app/claims).
+    effects_covered: bool = False
     _principals: dict[str, int | None] = field(default_factory=dict)
 
     def principal(self, name: str) -> int | None:

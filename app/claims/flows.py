@@ -8,6 +8,11 @@ Redmine again (another worker may have made the effect after this one read), the
 it. A worker that dies holding a claim leaves a lease that expires; the next one reads
 Redmine again before making the effect. Redmine stays the truth: a claim says "read again",
 never "done".
+
+A deadline's firing takes no claim per effect: its row is claimed by one scheduler
+(``app/deadlines/service.py``) and every effect of a firing is keyed by that deadline or
+made by its rule only (the C-14 letter, Perte de mandat and relation; the reminders' notes),
+so the row's claim is theirs — and a tick of a thousand deadlines costs no more statements.
 """
 
 from __future__ import annotations
@@ -37,7 +42,11 @@ class ClaimBusy(RedmineUnavailable):
 def claimed(ctx: Context, key: str) -> Iterator[bool]:
     """Hold ``key``'s claim while making its effect; yields True when the key was claimed
     before (read Redmine again before making the effect). Waits for another holder up to
-    ``worker.claim_wait_seconds`` (real seconds), then raises ClaimBusy."""
+    ``worker.claim_wait_seconds`` (real seconds), then raises ClaimBusy. A unit of work whose
+    own claim covers its effects (``ctx.effects_covered``) takes none."""
+    if ctx.effects_covered:
+        yield False
+        return
     w = ctx.settings.worker
     holder = replica_name()
     give_up = time.monotonic() + w.claim_wait_seconds

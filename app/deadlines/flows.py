@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from time import monotonic
 from typing import Protocol
@@ -157,6 +157,7 @@ def fire_one(ctx: Context, rules: DeadlineRules, deadline: Deadline, fired: Fire
     again later."""
     now = ctx.clock.now()
     ctx, view = in_one_view(ctx, lease_ends)  # no write once the claim may have passed to another
+    ctx = replace(ctx, effects_covered=True)  # the deadline's claim is its effects' (app/claims)
     try:
         issue = ctx.redmine.get_issue(deadline.issue_id)
         if not any((w.kind, w.due_at) == (deadline.kind, deadline.due_at) for w in rules.wanted(ctx, issue, fired)):

@@ -175,3 +175,26 @@ def test_the_daily_purge_forgets_claims_freed_more_than_a_day_ago(ctx):
     purge_job(ctx)
     assert claims.take(ctx.db, "note/1/old", "B", NOW, 60).contended is False
     assert claims.take(ctx.db, "note/1/today", "B", NOW, 60).contended is True
+
+
+def test_a_deadlines_firing_takes_no_claim_of_its_own(ctx):
+    """Its row is claimed by one scheduler, and that claim covers the letter, the Perte de
+    mandat, the relation and the note of C-14: a tick of a thousand deadlines costs no more
+    statements (B3)."""
+    from sqlalchemy import func, select
+
+    from app.claims.models import EffectClaim
+    from app.deadlines import flows as deadlines
+    from app.litigation.deadlines import RULES
+    from app.processing.flows import process_issue
+
+    add_register(ctx.redmine)
+    lit = add_litigation(ctx.redmine, **{"Date de demande de provision": "2026-11-01"})
+    process_issue(ctx, lit.id)
+    with ctx.db.session() as session:
+        opened = session.scalar(select(func.count()).select_from(EffectClaim))
+    assert opened > 0  # the file's opening (an event): its effects are claimed
+    assert deadlines.tick(ctx, RULES).fired == 1  # D+45 passed: C-14 fires
+    assert [i.tracker for i in ctx.redmine.issues.values()].count("Perte de mandat") == 1
+    with ctx.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(EffectClaim)) == opened
