@@ -124,12 +124,19 @@ class RedmineAdmin:
         return [j["notes"] for j in self.issue(issue_id)["journals"] if j.get("notes")]
 
 
+def _is_file(script: str) -> bool:
+    try:
+        return Path(script).is_file()
+    except OSError:  # Ruby code longer than a file name can be
+        return False
+
+
 def rails_runner(script: str, *args: str) -> str:
     """Ruby inside the local Redmine (what only an admin with a console can do): code, or a
     file's path. It waits up to 30 s for the SQLite database that Redmine's requests lock
     (Debian's database.yml sets no busy timeout: "database is locked" at once otherwise)."""
     env = os.environ | {"BUNDLER_VERSION": "2.3.15", "REDMINE_INSTANCE": "default", "RAILS_ENV": "production"}
-    code = f"load {json.dumps(script)}" if Path(script).is_file() else script
+    code = f"load {json.dumps(script)}" if _is_file(script) else script
     code = f"ActiveRecord::Base.connection.raw_connection.busy_timeout(30_000)\n{code}"
     run = subprocess.run(["bundle", "exec", "rails", "runner", "-e", "production", code, *args],
                          cwd="/usr/share/redmine", env=env, capture_output=True, text=True, timeout=300)
