@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
+from sqlalchemy import String
+
 from app.config import Prevention
+from app.prevention.models import LedgerLine
 
 
 class LedgerFileError(ValueError):
@@ -100,10 +103,19 @@ def read_rows(content: bytes, config: Prevention) -> Iterator[tuple[int, dict[st
         yield reader.line_num, row
 
 
+# The longest value the store keeps of each column (app/prevention/models.py): a longer one
+# rejects its row, by line, like any unreadable value (PostgreSQL would refuse the whole file).
+MAX_LENGTHS = {column.name: column.type.length for column in LedgerLine.__table__.columns
+               if isinstance(column.type, String) and column.name != "import_id"}
+
+
 def parse_row(line_no: int, row: dict[str, str], columns: dict[str, str]) -> LedgerRow:
     for role in REQUIRED:
         if not row.get(role):
             raise ValueError(f"colonne « {columns[role]} » vide")
+    for role, value in row.items():
+        if role in MAX_LENGTHS and len(value) > MAX_LENGTHS[role]:
+            raise ValueError(f"colonne « {columns[role]} » trop longue : {MAX_LENGTHS[role]} caractères au plus")
     lease = row.get("lease_start", "")
     return LedgerRow(
         line_no=line_no,

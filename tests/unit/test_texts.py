@@ -188,11 +188,15 @@ def test_subjects_on_one_line_within_redmines_255_characters():
 
 
 def test_a_very_long_name_or_reference_stops_no_run(prevention_ctx, tmp_path):  # noqa: F811
-    """Found by the red team (and issue 15): a 300-character name made a subject longer than
-    Redmine takes, a 300-character reference a file name longer than the file system takes:
-    the whole monthly run stopped, for every tenant."""
+    """Found by the red team (and issue 15): a 300-character reference made a file name
+    longer than the file system takes (and, on PostgreSQL, refused the whole import), a long
+    name a subject longer than Redmine takes: the whole monthly run stopped, for every
+    tenant. Now the reference's row is rejected by line; the longest name the store keeps
+    gets its call ticket."""
     ctx = prevention_ctx
-    load(ctx, date(2027, 1, 8), line("R" * 300, "05/01/2027", name="N" * 300), line("B", "05/01/2027"))
+    report = load(ctx, date(2027, 1, 8), line("R" * 300, "05/01/2027"),
+                  line("L/" * 29, "05/01/2027", name="N" * 255), line("B", "05/01/2027"))
+    assert report.rejects == ["ligne 2 : colonne « ref_locataire » trop longue : 60 caractères au plus"]
     run(ctx, date(2027, 1, 11))
     calls = tickets(ctx, "Relance impayés")
     assert len(calls) == 2 and all(len(c.subject) <= 255 for c in calls)
