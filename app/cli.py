@@ -128,7 +128,8 @@ def worker(now: NowOption = None,
     import time
 
     while True:  # the standalone worker; `serve` runs the same job on its scheduler
-        if work(ctx).processed == 0:
+        report = work(ctx)
+        if report.processed == 0 or report.outage:
             time.sleep(ctx.settings.worker.work_interval_seconds)
 
 

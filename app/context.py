@@ -13,6 +13,18 @@ from integrations.redmine.interface import Redmine
 from integrations.redmine.scope import RedmineScope
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A step Redmine refused inside a unit of work, told on the ticket it concerns, by
+    default the one the work is about (``app/effects.py`` ``report_refusals``): what could
+    not be done, Redmine's answer, and what to do (French)."""
+
+    what: str
+    reason: str
+    todo: str
+    issue_id: int | None = None  # the ticket concerned; None: the unit of work's own
+
+
 @dataclass
 class Context:
     settings: Settings
@@ -22,6 +34,8 @@ class Context:
     # The unit of work holds a claim that covers every effect it makes (a deadline's row,
     # claimed by one scheduler): its effects take no claim of their own (app/claims).
     effects_covered: bool = False
+    # The refusals of the current unit of work, reported on its ticket at its end.
+    refusals: list[Refusal] = field(default_factory=list)
     _principals: dict[str, int | None] = field(default_factory=dict)
 
     def principal(self, name: str) -> int | None:
@@ -44,7 +58,7 @@ def in_one_view(ctx: Context, lease_ends: float | None = None) -> tuple[Context,
         margin = min(2 * ctx.settings.redmine_request_deadline_seconds, (lease_ends - time.monotonic()) / 2)
         writable_until = lease_ends - margin
     scope = RedmineScope(ctx.redmine, ctx.settings.fields.operation_key, writable_until)
-    return replace(ctx, redmine=scope), scope
+    return replace(ctx, redmine=scope, refusals=[]), scope
 
 
 def build_context(settings: Settings, now: datetime | None = None) -> Context:

@@ -13,18 +13,38 @@ workers never duplicate a note, a ticket, an attachment or a relation:
 - an attachment is known by its file name on the issue, a relation by the other issue.
 Each effect found missing is made under its claim (``app/claims``): two workers that both
 found it missing make it once — the second reads Redmine again and finds it.
+
+Refused, not broken (issue 15): an assignee Redmine refuses (a locked account, a group when
+group assignment is off, a person without an assignable role) is replaced by the litigation
+group, then by nobody, the reason written where the ticket or the note says so; a parent
+Redmine refuses (a closed register) is left out. A step refused all the same is a
+``Refusal`` of the unit of work, told on its ticket by ``report_refusals``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import replace
 
 from app.claims.flows import claimed
-from app.context import Context
+from app.context import Context, Refusal
+from app.templates import render
 from app.text import clean, subject_line
-from integrations.redmine.interface import Issue, Journal, NewIssue, RedmineRejected
+from integrations.redmine.schema import SERVICE_ROLE
+from integrations.redmine.interface import (
+    FieldUnknown,
+    Issue,
+    Journal,
+    NewIssue,
+    RedmineForbidden,
+    RedmineRejected,
+    SchemaMissing,
+)
+
+log = logging.getLogger(__name__)
 
 
 def digest(*parts: object) -> str:
@@ -47,33 +67,137 @@ def note_journal(issue: Issue, key: str) -> Journal | None:
     return next((journal for journal in issue.journals if marker in journal.notes), None)
 
 
+def _assignees(ctx: Context, wanted: int | None) -> list[tuple[int | None, str | None]]:
+    """``wanted``, then what replaces it when Redmine refuses it: the litigation group, then
+    nobody; each with what the ticket is told (None for ``wanted`` itself)."""
+    if wanted is None:
+        return [(None, None)]
+    group_name = ctx.settings.routing.litigation_group
+    group = ctx.principal(group_name)
+    fallbacks = [(group, f"il est assigné au groupe {group_name}")] if group not in (None, wanted) else []
+    return [(wanted, None), *fallbacks, (None, f"il n'est assigné à personne (le groupe {group_name} non plus "
+                                               "n'est pas accepté par Redmine)")]
+
+
 def note_once(ctx: Context, issue: Issue, key: str, text: str, assign_to: int | None = None, **changes) -> bool:
     """Post the note, with the assignment and other ``changes`` (custom fields, dates) in
-    the same journal, unless a journal already carries the key."""
+    the same journal, unless a journal already carries the key. An assignee Redmine refuses
+    (422): the litigation group, then nobody, the note saying why."""
     if has_note(issue, key):
         return False
     with claimed(ctx, f"note/{issue.id}/{key}") as contended:
         if contended and has_note(ctx.redmine.read_again(issue.id), key):
             return False
-        ctx.redmine.update_issue(issue.id, notes=f"{text}\n\n{note_marker(key)}", assigned_to_id=assign_to,
-                                 **changes)
-    return True
+        refused: RedmineRejected | None = None
+        for assignee, told in _assignees(ctx, assign_to):
+            said = text if refused is None else text + "\n\n" + render(
+                "not_as_planned", what="Ce ticket", done="assigné", reason=_reason(refused), fallback=told)
+            try:
+                ctx.redmine.update_issue(issue.id, notes=f"{said}\n\n{note_marker(key)}", assigned_to_id=assignee,
+                                         **changes)
+                return True
+            except RedmineForbidden:
+                raise  # the ticket itself is refused: no assignee changes that
+            except RedmineRejected as exc:
+                if assign_to is None:
+                    raise
+                refused = refused or exc
+        assert refused is not None
+        raise refused
 
 
 def note_to_author(ctx: Context, issue: Issue, key: str, text: str, **changes) -> bool:
-    """Post the note and send the ticket back to its author; to the litigation group when
-    Redmine refuses the author as assignee (not a member with an assignable role). A
-    ticket the service opened itself stays with its assignee (Redmine would accept the
-    service's account as assignee, as every author, and nobody would see it)."""
+    """Post the note and send the ticket back to its author (to the litigation group when
+    Redmine refuses the author as assignee: ``note_once``). A ticket the service opened
+    itself stays with its assignee (Redmine would accept the service's account as
+    assignee, as every author, and nobody would see it)."""
     if issue.author_id == ctx.redmine.service_user_id:
         assignee = issue.assigned_to_id or ctx.principal(ctx.settings.routing.litigation_group)
         return note_once(ctx, issue, key, text, assign_to=assignee, **changes)
+    return note_once(ctx, issue, key, text, assign_to=issue.author_id, **changes)
+
+
+def _reason(exc: Exception) -> str:
+    """Redmine's answer in a refusal's message (after "refusé (" when there), one line."""
+    text = str(exc)
+    start = text.find("refusé (")
+    return " ".join((text[start + 8:].rstrip(")") if start >= 0 else text).split())[:500]
+
+
+def refused(ctx: Context, what: str, exc: Exception, todo: str, issue_id: int | None = None) -> str:
+    """Record a refused step of the unit of work, told at its end on ``issue_id`` (by
+    default the unit's ticket); returns what the event's result says."""
+    ctx.refusals.append(Refusal(what, _reason(exc), todo, issue_id))
+    return f"refusé par Redmine : {what}"
+
+
+def report_refusals(ctx: Context, issue: Issue) -> list[str]:
+    """The unit of work's refusals, in one note on each ticket they concern (``issue``
+    unless said otherwise; once per set of refusals), the ticket to the litigation group,
+    who can act or call the Redmine administrator."""
+    by_ticket: dict[int, list[Refusal]] = {}
+    for r in dict.fromkeys(ctx.refusals):
+        by_ticket.setdefault(r.issue_id or issue.id, []).append(r)
+    group = ctx.principal(ctx.settings.routing.litigation_group)
+    done = []
+    for issue_id, refusals in by_ticket.items():
+        text = render("refused_steps", refusals=refusals, group=ctx.settings.routing.litigation_group)
+        target = issue if issue_id == issue.id else ctx.redmine.get_issue(issue_id)
+        if note_once(ctx, target, f"refus/{digest([(r.what, r.reason) for r in refusals])}", text, assign_to=group):
+            done.append(f"{len(refusals)} refus de Redmine signalé(s) sur le ticket #{issue_id}")
+    return done
+
+
+def note_unreadable(ctx: Context, exc: FieldUnknown) -> str:
+    """A rule could not read a field (hidden from the service's role, not on the tracker):
+    nothing depending on it was decided; the ticket says so once, and who can fix it."""
+    issue = ctx.redmine.get_issue(exc.issue_id)
+    text = render("field_unreadable", field=exc.name, tracker=exc.tracker, role=SERVICE_ROLE)
+    note_once(ctx, issue, f"champ-illisible/{digest(exc.name)}", text)
+    return f"en attente : champ « {exc.name} » illisible sur le ticket #{exc.issue_id}"
+
+
+def attempt(ctx: Context, step: Callable[[], list[str] | str]) -> list[str]:
+    """Run one step of a unit of work on its own. A field it cannot read: it decides
+    nothing, the ticket is told once (issue 15). Redmine refusing it (422, 403 on a ticket,
+    a tracker or field missing from the project): recorded, told on the unit's ticket by
+    ``report_refusals``. What it did, in French."""
     try:
-        return note_once(ctx, issue, key, text, assign_to=issue.author_id, **changes)
-    except RedmineRejected:
-        group = ctx.settings.routing.litigation_group
-        fallback = f"{text}\n\nL'auteur ne peut pas recevoir ce ticket : il est assigné au groupe {group}."
-        return note_once(ctx, issue, key, fallback, assign_to=ctx.principal(group), **changes)
+        result = step()
+    except FieldUnknown as exc:
+        log.warning("%s", exc)
+        return [note_unreadable(ctx, exc)]
+    except (RedmineRejected, SchemaMissing) as exc:
+        log.warning("refus de Redmine : %s", exc)
+        return [refused(ctx, _step_name(exc), exc, _what_to_do(exc))]
+    return [result] if isinstance(result, str) else result
+
+
+def _step_name(exc: Exception) -> str:
+    """What could not be done, from the refused request's description (before " : ")."""
+    return str(exc).split(" : ", 1)[0]
+
+
+def _what_to_do(exc: Exception) -> str:
+    if isinstance(exc, SchemaMissing):
+        return "l'administrateur Redmine complète la configuration (« recouvrement redmine check » dit quoi)"
+    if isinstance(exc, RedmineForbidden):
+        return ("l'administrateur Redmine vérifie les droits du rôle du service sur ce ticket (projet, ticket privé, "
+                "permissions)")
+    return "corriger ce que Redmine indique sur le ticket concerné, ou le faire à la main"
+
+
+def on_its_own(ctx: Context, issue: Issue, step: Callable[[Context], list[str] | str]) -> list[str]:
+    """One ticket's part of a batch (a scan, a daily refresh) done on its own: what it
+    cannot read or Redmine refuses is told on that ticket (``attempt``), the batch goes on.
+    A ticket that refuses even that note: logged as an error."""
+    own = replace(ctx, refusals=[])
+    done = attempt(own, lambda: step(own))
+    try:
+        return done + report_refusals(own, issue)
+    except RedmineRejected as exc:
+        log.error("ticket #%s : refus de Redmine non signalé sur le ticket : %s", issue.id, exc)
+        return done
 
 
 def find_operation(ctx: Context, tracker: str, key: str, parent_id: int | None = None) -> list[Issue]:
@@ -83,7 +207,7 @@ def find_operation(ctx: Context, tracker: str, key: str, parent_id: int | None =
     if parent is not None:
         siblings = [ctx.redmine.already_read(c.id) for c in parent.children if c.tracker == tracker]
         if all(siblings):
-            return [s for s in siblings if s.field(field) == key]
+            return [s for s in siblings if s.value(field) == key]
     return ctx.redmine.find_issues(tracker, field, key)
 
 
@@ -100,7 +224,38 @@ def ensure_ticket(ctx: Context, key: str, new: NewIssue) -> tuple[Issue, bool]:
         if existing:
             return existing[0], False
         fields = {name: clean(value) for name, value in new.custom_fields.items()} | {field: key}
-        return ctx.redmine.create_issue(replace(new, subject=subject_line(new.subject), custom_fields=fields)), True
+        return _create(ctx, replace(new, subject=subject_line(new.subject), custom_fields=fields)), True
+
+
+def _create(ctx: Context, new: NewIssue) -> Issue:
+    """Create the ticket; an assignee Redmine refuses: the litigation group, then nobody; a
+    parent it refuses (closed): none. A ticket made so says why in its description, and the
+    refusal is told on the unit of work's ticket."""
+    try:
+        return ctx.redmine.create_issue(new)
+    except RedmineRejected as exc:
+        first = exc
+    parents = [new.parent_id, None] if new.parent_id is not None else [None]
+    options = [(assignee, told, parent_id) for parent_id in parents
+               for assignee, told in _assignees(ctx, new.assigned_to_id)]
+    for assignee, told, parent_id in options[1:]:  # the first is the one refused
+        why = [told] if told else []
+        if parent_id is None and new.parent_id is not None:
+            why.append(f"il n'est pas sous-tâche du ticket #{new.parent_id}")
+        said = new.description + "\n\n" + render("not_as_planned", what="Ce ticket", done="créé",
+                                                 reason=_reason(first), fallback=" ; ".join(why))
+        try:
+            made = ctx.redmine.create_issue(replace(new, assigned_to_id=assignee, parent_id=parent_id,
+                                                    description=said))
+        except RedmineRejected:
+            continue
+        refused(ctx, f"créer « {new.subject} » tel que prévu : le ticket #{made.id} est créé, mais "
+                     f"{' ; '.join(why)}", first,
+                "vérifier que la personne prévue est active et membre du projet avec un rôle assignable (ou "
+                "que l'assignation aux groupes est permise), et que le ticket parent est ouvert ; puis "
+                "réassigner ou rattacher le ticket", issue_id=new.parent_id)
+        return made
+    raise first
 
 
 def attach_once(ctx: Context, issue: Issue, filename: str, content: bytes, content_type: str, notes: str) -> bool:

@@ -36,6 +36,15 @@ install_redmine() {
     || { tail -40 "$STATE/apt.log" >&2; exit 1; }
 }
 
+# Debian's database.yml sets no SQLite busy timeout: a request meeting another process's
+# write (a test's `rails runner`, a second request) fails at once, "database is locked", a
+# 500. Waiting up to 30 s is what a real office's single Redmine would never need to do.
+busy_timeout() {
+  local yml=/etc/redmine/default/database.yml
+  grep -q '^  timeout:' "$yml" && return 1
+  as_root sed -i 's/^  adapter: sqlite3$/  adapter: sqlite3\n  timeout: 30000/' "$yml"
+}
+
 port() { cat "$STATE/port" 2>/dev/null || true; }
 
 answers() {  # the server answers HTTP on its port
@@ -127,7 +136,7 @@ write_url() {  # the port can change between starts; keys do not
 }
 
 case "${1:-up}" in
-  up) install_redmine; start; write_url; provision; cat "$STATE/env" | sed 's/KEY=.*/KEY=…/' >&2 ;;
+  up) install_redmine; if busy_timeout; then stop; fi; start; write_url; provision; cat "$STATE/env" | sed 's/KEY=.*/KEY=…/' >&2 ;;
   start) start; write_url ;;
   stop) stop ;;
   status) if running; then echo "running on http://127.0.0.1:$(port)"; else echo "stopped"; exit 1; fi ;;

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from app.context import Context
 from app.effects import digest, ensure_ticket, find_operation, note_once
 from app.litigation.case import PartyRole, read_litigation_file
-from app.litigation.flows import gestionnaire_of, register_of
+from app.litigation.flows import gestionnaire_of, open_register
 from app.templates import render
 from app.text import slug
 from integrations.redmine.interface import Issue, NewIssue
@@ -66,7 +66,9 @@ def reconcile_bailiff_file(ctx: Context, litigation: Issue) -> list[str]:
     if not file.complete:
         return []
     done: list[str] = []
-    register = register_of(ctx, file.mandate_number)
+    register = open_register(ctx, file.mandate_number)
+    if register is None:
+        return done  # missing or closed register: said by the opening, nothing created (C-9)
     gestionnaire = gestionnaire_of(ctx, register)
 
     for name in litigation.attachments:  # C-10: the served act, to the owner and the GED
@@ -82,14 +84,14 @@ def reconcile_bailiff_file(ctx: Context, litigation: Issue) -> list[str]:
     funds = _funds_request(ctx, litigation) if file.owner_account_in_debit else None
     if file.owner_account_in_debit and not (funds and funds.closed):
         return done  # C-6/C-7: the file is prepared once funds are there
-    filenames = litigation.attachments + (ctx.redmine.get_issue(register.id).attachments if register else [])
+    filenames = litigation.attachments + ctx.redmine.get_issue(register.id).attachments
     pieces = required_pieces(any(p.role is PartyRole.guarantor for p in file.parties))
     missing = missing_pieces(pieces, filenames)
     for piece in missing:
         task, created = ensure_ticket(ctx, f"C-7/piece/{litigation.id}/{piece.key}", NewIssue(
             tracker=s.trackers.task, subject=f"Pièce manquante pour le commissaire de justice : {piece.label}",
             description=render("missing_piece_task", piece=piece, litigation_id=litigation.id,
-                               register_id=register.id if register else None),
+                               register_id=register.id),
             parent_id=litigation.id, assigned_to_id=gestionnaire,
             custom_fields={f.mandate_number: file.mandate_number}))
         if created:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from time import monotonic
@@ -20,7 +21,16 @@ from app.context import Context, in_one_view
 from app.deadlines import service
 from app.deadlines.models import Deadline
 from app.deadlines.service import Fired, Wanted
-from integrations.redmine.interface import Issue, RedmineNotFound, RedmineUnavailable
+from app.effects import note_unreadable, refused, report_refusals
+from integrations.redmine.interface import (
+    FieldUnknown,
+    Issue,
+    RedmineForbidden,
+    RedmineNotFound,
+    RedmineRejected,
+    RedmineUnavailable,
+    SchemaMissing,
+)
 from integrations.redmine.scope import RedmineScope
 
 log = logging.getLogger(__name__)
@@ -56,11 +66,32 @@ class ByTracker:
 
 
 def sync(ctx: Context, rules: DeadlineRules, issue: Issue) -> list[str]:
-    """Store what the ticket calls for now, and show its next deadline on it."""
-    applied = service.store_wanted(ctx.db, [issue.id], lambda _id, fired: rules.wanted(ctx, issue, fired),
+    """Store what the ticket calls for now, and show its next deadline on it. A rule input
+    the service cannot read (FieldUnknown, raised once the store is left as it was): no
+    deadline is added, cancelled or moved on a guess."""
+    unknown: list[FieldUnknown] = []
+    applied = service.store_wanted(ctx.db, [issue.id], lambda _id, fired: _decided(ctx, rules, issue, fired, unknown),
                                    ctx.clock.now())[issue.id]
     show_on_ticket(ctx, issue, applied.upcoming)
+    if unknown:
+        raise unknown[0]
     return applied.changes
+
+
+def _decided(ctx: Context, rules: DeadlineRules, issue: Issue, fired: Fired,
+             unknown: list[FieldUnknown]) -> list[Wanted] | None:
+    """What the ticket calls for; None (undecided) when a rule's input is unknown."""
+    try:
+        return rules.wanted(ctx, issue, fired)
+    except FieldUnknown as exc:
+        unknown.append(exc)
+        return None
+
+
+def cancel_all(ctx: Context, issue_id: int) -> list[str]:
+    """A ticket that left the project or moved to a tracker without deadlines: its pending
+    deadlines cancelled (issue 15), nothing written on it."""
+    return service.store_wanted(ctx.db, [issue_id], lambda _id, fired: [], ctx.clock.now())[issue_id].changes
 
 
 def show_on_ticket(ctx: Context, issue: Issue, upcoming: service.Upcoming | None) -> None:
@@ -160,26 +191,55 @@ def fire_one(ctx: Context, rules: DeadlineRules, deadline: Deadline, fired: Fire
     ctx = replace(ctx, effects_covered=True)  # the deadline's claim is its effects' (app/claims)
     try:
         issue = ctx.redmine.get_issue(deadline.issue_id)
+        if issue.project_id != ctx.redmine.project_id:  # moved out: cancelled, nothing written there
+            return Handled(ctx, view, None)
         if not any((w.kind, w.due_at) == (deadline.kind, deadline.due_at) for w in rules.wanted(ctx, issue, fired)):
             return Handled(ctx, view, issue)
         late = now - deadline.due_at > timedelta(minutes=ctx.settings.deadlines.late_after_minutes)
         result = rules.fire(ctx, issue, deadline, late)
+        report_refusals(ctx, issue)  # what Redmine refused on the way, done otherwise (a fallback assignee)
         view.verify()  # fired only once Redmine is seen to hold it all
         return Handled(ctx, view, ctx.redmine.get_issue(deadline.issue_id), result)  # the ticket as fired
-    except RedmineNotFound:
+    except (RedmineNotFound, RedmineForbidden):  # gone, or out of the service's sight
         return Handled(ctx, view, None)
-    except Exception as exc:  # Redmine down, refusal or bug: kept, retried, visible
-        retry = timedelta(seconds=60 if isinstance(exc, RedmineUnavailable) else 900)
-        service.release(ctx.db, deadline.id, f"{type(exc).__name__}: {exc}", now + retry)
-        log.warning("échéance %s du ticket #%s non déclenchée : %s", deadline.kind, deadline.issue_id, exc)
+    except FieldUnknown as exc:  # not fired on a guess: kept, the ticket told once, tried again
+        _tell(ctx, view, deadline, lambda: note_unreadable(ctx, exc))
+        _release(ctx, deadline, exc, now + timedelta(seconds=900), "en attente")
         return None
+    except (RedmineRejected, SchemaMissing) as exc:  # refused: kept, the ticket told once, tried again
+        refused(ctx, f"déclencher l'échéance « {deadline.label} »", exc,
+                "corriger ce que Redmine indique ; l'échéance sera déclenchée au prochain essai (toutes les 15 minutes)")
+        _tell(ctx, view, deadline, lambda: report_refusals(ctx, ctx.redmine.get_issue(deadline.issue_id)))
+        _release(ctx, deadline, exc, now + timedelta(seconds=900), "refusée par Redmine")
+        return None
+    except Exception as exc:  # Redmine down or a bug: kept, retried, visible
+        retry = timedelta(seconds=60 if isinstance(exc, RedmineUnavailable) else 900)
+        _release(ctx, deadline, exc, now + retry, "non déclenchée")
+        return None
+
+
+def _tell(ctx: Context, view: RedmineScope, deadline: Deadline, note: Callable[[], object]) -> None:
+    """Write the note that says why a deadline waits; a note Redmine refuses too is logged."""
+    try:
+        note()
+        view.verify()
+    except Exception as exc:
+        log.error("ticket #%s : échéance %s en attente sans note sur le ticket : %s", deadline.issue_id,
+                  deadline.kind, exc)
+
+
+def _release(ctx: Context, deadline: Deadline, exc: Exception, retry_at, state: str) -> None:
+    service.release(ctx.db, deadline.id, f"{type(exc).__name__}: {exc}", retry_at)
+    log.warning("échéance %s du ticket #%s %s : %s", deadline.kind, deadline.issue_id, state, exc)
 
 
 def _record(ctx: Context, rules: DeadlineRules, results: dict[int, str], latest: dict[int, Handled]) -> None:
     """The batch's bookkeeping (one transaction), then each ticket shown its next deadline."""
-    def wanted_for(issue_id: int, fired: Fired) -> list[Wanted]:
+    def wanted_for(issue_id: int, fired: Fired) -> list[Wanted] | None:
         handled = latest[issue_id]
-        return rules.wanted(handled.ctx, handled.issue, fired) if handled.issue else []  # a ticket gone: none
+        if handled.issue is None:
+            return []  # a ticket gone (or moved out): none
+        return _decided(handled.ctx, rules, handled.issue, fired, [])
 
     applied = service.store_wanted(ctx.db, latest, wanted_for, ctx.clock.now(), results)
     for issue_id, handled in latest.items():

@@ -45,7 +45,9 @@ class Applied:
 
 
 Fired = dict[str, Deadline]  # an issue's latest fired deadline of each kind
-WantedFor = Callable[[int, Fired], list[Wanted]]  # what an issue calls for, given its fired deadlines
+# What an issue calls for, given its fired deadlines; None: undecided (a rule's input is
+# unknown, issue 15): its deadlines stay as they are.
+WantedFor = Callable[[int, Fired], list[Wanted] | None]
 
 _OF_ISSUES = select(Deadline).where(Deadline.issue_id.in_(bindparam("issue_ids", expanding=True)))
 
@@ -84,7 +86,8 @@ def store_wanted(db: Database, issue_ids: Iterable[int], wanted_for: WantedFor, 
                                           for deadline_id, result in results.items()])
         applied, added = {}, []
         for issue_id, rows in _rows_by_issue(session, issue_ids).items():
-            applied[issue_id], new_rows = _match(issue_id, rows, wanted_for(issue_id, _latest_fired(rows)), now)
+            wanted = wanted_for(issue_id, _latest_fired(rows))
+            applied[issue_id], new_rows = _match(issue_id, rows, wanted, now)
             added += new_rows
         if added:  # the worker and the tick may add the same row at once: no error
             session.execute(insert_for(session)(Deadline.__table__)
@@ -92,12 +95,15 @@ def store_wanted(db: Database, issue_ids: Iterable[int], wanted_for: WantedFor, 
     return applied
 
 
-def _match(issue_id: int, rows: list[Deadline], wanted: list[Wanted], now: datetime) -> tuple[Applied, list[dict]]:
-    """The issue's stored rows changed to match ``wanted`` (flushed with the session); what
-    changed, and the rows to add."""
+def _match(issue_id: int, rows: list[Deadline], wanted: list[Wanted] | None,
+           now: datetime) -> tuple[Applied, list[dict]]:
+    """The issue's stored rows changed to match ``wanted`` (flushed with the session; None:
+    left as they are); what changed, and the rows to add."""
     changes: list[str] = []
     added: list[dict] = []
     stored = {(r.kind, r.due_at): r for r in rows}
+    if wanted is None:
+        wanted = [Wanted(r.kind, r.due_at, r.label) for r in rows if r.state in ACTIVE]
     wanted_keys = {(w.kind, w.due_at): w for w in wanted}
     wanted_kinds = {w.kind for w in wanted}
     for key, row in stored.items():
@@ -174,6 +180,12 @@ def release(db: Database, deadline_id: int, error: str, retry_at: datetime) -> N
         session.execute(update(Deadline.__table__).where(TABLE.id == deadline_id, TABLE.state == DeadlineState.firing)
                         .values(state=DeadlineState.pending, last_error=error[:4000], retry_at=retry_at,
                                 lease_until=None))
+
+
+def active_issue_ids(db: Database) -> set[int]:
+    """The issues with a pending (or firing) deadline."""
+    with db.session() as session:
+        return set(session.scalars(select(Deadline.issue_id).where(Deadline.state.in_(ACTIVE)).distinct()))
 
 
 def listing(db: Database, overdue_at: datetime | None = None) -> list[Deadline]:

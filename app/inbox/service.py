@@ -148,10 +148,14 @@ def finish(db: Database, event_id: int, result: str, now: datetime) -> None:
             state=EventState.done, result=result[:4000], last_error=None, lease_until=None, finished_at=now))
 
 
-def postpone(db: Database, event_id: int, error: str, next_attempt_at: datetime) -> None:
+def postpone(db: Database, event_id: int, error: str, next_attempt_at: datetime, counted: bool = True) -> None:
+    """Back to the queue from ``next_attempt_at``; ``counted=False``: the attempt just made
+    does not count towards ``max_attempts`` (an outage of the service, not of the event)."""
+    attempts = InboxEvent.attempts if counted else InboxEvent.attempts - 1
     with db.session() as session:
         session.execute(update(InboxEvent).where(InboxEvent.id == event_id).values(
-            state=EventState.pending, last_error=error[:4000], lease_until=None, next_attempt_at=next_attempt_at))
+            state=EventState.pending, last_error=error[:4000], lease_until=None, next_attempt_at=next_attempt_at,
+            attempts=attempts))
 
 
 def fail(db: Database, event_id: int, error: str, now: datetime) -> None:

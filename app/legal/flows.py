@@ -13,7 +13,7 @@ from pathlib import Path
 
 from app.calendar import Zone, paris_date
 from app.context import Context
-from app.effects import digest, ensure_ticket, find_operation, note_once
+from app.effects import on_its_own, digest, ensure_ticket, find_operation, note_once
 from app.history import last_journal_changing
 from app.legal.rules import SOURCES, Facts, Gate, LegalReport, check
 from app.litigation.case import PartyRole, parse_debtors
@@ -195,5 +195,6 @@ def refresh_all(ctx: Context) -> list[str]:
     (a caution not served by day 15, a prescription 6 months away) without any ticket change."""
     done = []
     for issue_id in ctx.redmine.open_issue_ids(ctx.settings.trackers.litigation):
-        done += [f"#{issue_id} : {d}" for d in reconcile_legal(ctx, ctx.redmine.get_issue(issue_id))]
+        issue = ctx.redmine.get_issue(issue_id)
+        done += [f"#{issue_id} : {d}" for d in on_its_own(ctx, issue, lambda ctx, issue=issue: reconcile_legal(ctx, issue))]
     return done

@@ -81,13 +81,13 @@ def _bool(value: str) -> bool | None:
 
 
 def read_litigation_file(issue: Issue, settings: Settings) -> LitigationFile:
+    """The file as the ticket holds it; FieldUnknown when a field it reads is not in the
+    service's view (issue 15: unknown is not empty)."""
     f, v = settings.fields, settings.values
     problems: list[str] = []
 
-    def required(name: str) -> str:
-        if not issue.has_field(name):
-            problems.append(f"champ « {name} » absent du tracker {issue.tracker} (configuration Redmine)")
-        elif not issue.field(name):
+    def required(name: str) -> str:  # FieldUnknown when the service cannot see it: not "non renseigné"
+        if not issue.field(name):
             problems.append(f"champ « {name} » non renseigné")
         return issue.field(name)
 

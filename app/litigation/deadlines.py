@@ -235,11 +235,10 @@ def _fire_forfeiture(ctx: Context, issue: Issue, deadline: Deadline, late_contex
         custom_fields={f.mandate_number: file.mandate_number}))
     relate_once(ctx, issue, loss.id)
 
-    # Recorded for the write-off scan (C-31), with the ticket handed to the gestionnaire.
-    forfeiture = {f.forfeiture_date: due_on.isoformat()}
-    if issue.field(f.forfeiture_date) != due_on.isoformat() or issue.assigned_to_id != gestionnaire:
-        ctx.redmine.update_issue(issue.id, assigned_to_id=gestionnaire, custom_fields=forfeiture)
+    # Recorded for the write-off scan (C-31), with the ticket handed to the gestionnaire, in
+    # the note's journal (a gestionnaire Redmine refuses: the litigation group, said there).
     text = render("forfeiture", days=s.deadlines.provision_days, requested_on=requested_on, filename=filename,
                   mandate_loss_id=loss.id, **late_context)
-    note_once(ctx, issue, f"{deadline.kind}/{deadline.id}", text)
+    note_once(ctx, issue, f"{deadline.kind}/{deadline.id}", text, assign_to=gestionnaire,
+              custom_fields={f.forfeiture_date: due_on.isoformat()})
     return f"déchéance : courrier joint, perte de mandat #{loss.id}" + (" (en retard)" if late_context["late"] else "")

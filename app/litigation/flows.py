@@ -7,10 +7,10 @@ what is missing, so replays and the service's own changes coming back end in no-
 from __future__ import annotations
 
 from app.context import Context
-from app.effects import digest, ensure_ticket, note_once, note_to_author
+from app.effects import digest, ensure_ticket, note_once, note_to_author, on_its_own, refused
 from app.litigation.case import LitigationFile, OpeningAnalysis, analyse_opening, read_litigation_file
 from app.templates import render
-from integrations.redmine.interface import Issue, NewIssue
+from integrations.redmine.interface import Issue, NewIssue, RedmineRejected
 
 
 def reconcile_litigation(ctx: Context, issue: Issue) -> str:
@@ -24,9 +24,14 @@ def reconcile_litigation(ctx: Context, issue: Issue) -> str:
         register = _find_register(ctx, issue, file.mandate_number, done)
         if register is None:
             return "; ".join(done) or "registre absent (déjà signalé)"
-        if issue.parent_id != register.id:  # C-2, C-9
-            ctx.redmine.update_issue(issue.id, parent_id=register.id)
-            done.append(f"rattaché au registre #{register.id}")
+        if issue.parent_id != register.id:  # C-2, C-9; the rest does not need the link
+            try:
+                ctx.redmine.update_issue(issue.id, parent_id=register.id)
+                done.append(f"rattaché au registre #{register.id}")
+            except RedmineRejected as exc:
+                done.append(refused(ctx, f"rattacher ce ticket au registre des mandats #{register.id}", exc,
+                                    f"vérifier que le registre #{register.id} est ouvert et que le rôle du service "
+                                    "peut gérer les sous-tâches, puis rattacher ce ticket à la main", issue.id))
 
     if not file.complete:
         text = render("litigation_incomplete", problems=file.problems)
@@ -75,6 +80,13 @@ def register_of(ctx: Context, mandate_number: str) -> Issue | None:
     return found[0] if mandate_number and len(found) == 1 else None
 
 
+def open_register(ctx: Context, mandate_number: str) -> Issue | None:
+    """The register ticket of the mandate when exactly one carries its number and it is
+    open: until then a litigation file gets nothing but the note saying so (C-2, C-9)."""
+    register = register_of(ctx, mandate_number)
+    return register if register is not None and not register.closed else None
+
+
 def gestionnaire_of(ctx: Context, register: Issue | None) -> int | None:
     """The gestionnaire of a mandate is its register ticket's assignee; without one, the
     tickets meant for the gestionnaire go to the litigation group."""
@@ -90,16 +102,25 @@ def reconcile_register(ctx: Context, register: Issue) -> str:
         return "registre sans numéro de mandat"
     waiting = [i for i in ctx.redmine.find_issues(s.trackers.litigation, s.fields.mandate_number, number)
                if i.parent_id != register.id and not i.closed]
-    results = [f"#{i.id} : {reconcile_litigation(ctx, ctx.redmine.get_issue(i.id))}" for i in waiting]
+    results = []
+    for found in waiting:  # each file on its own: what Redmine refuses is told on that file
+        litigation = ctx.redmine.get_issue(found.id)
+        done = on_its_own(ctx, litigation, lambda ctx, litigation=litigation: reconcile_litigation(ctx, litigation))
+        results.append(f"#{found.id} : {'; '.join(done)}")
     return "; ".join(results) or "aucun contentieux en attente"
 
 
 def _find_register(ctx: Context, issue: Issue, number: str, done: list[str]) -> Issue | None:
     s = ctx.settings
     registers = ctx.redmine.find_issues(s.trackers.mandate_register, s.fields.mandate_number, number)
-    if len(registers) == 1:
+    if len(registers) == 1 and not registers[0].closed:
         return registers[0]
-    if not registers:
+    if len(registers) == 1:  # closed: Redmine refuses an open sub-task under it
+        text = render("litigation_closed_register", register_tracker=s.trackers.mandate_register,
+                      register_id=registers[0].id, field=s.fields.mandate_number, mandate_number=number)
+        if note_to_author(ctx, issue, f"C-9/registre-ferme/{registers[0].id}", text):
+            done.append(f"registre #{registers[0].id} du mandat {number} fermé : signalé à l'auteur")
+    elif not registers:
         text = render("litigation_missing_register", register_tracker=s.trackers.mandate_register,
                       field=s.fields.mandate_number, mandate_number=number)
         if note_to_author(ctx, issue, f"C-9/registre-absent/{digest(number)}", text):

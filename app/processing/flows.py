@@ -4,6 +4,7 @@ and decide what a failure means (retry with backoff, or failed for a human to lo
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from time import monotonic
@@ -18,17 +19,26 @@ from app.cancellations.flows import RULES as CANCELLATION_DEADLINES
 from app.cancellations.flows import reconcile_cancellation
 from app.config import Settings
 from app.deadlines import flows as deadlines
+from app.deadlines import service as deadlines_service
+from app.inbox.flows import ParsedEvent
 from app.enforcement.flows import reconcile_eviction, reconcile_eviction_order, reconcile_judgment
 from app.invoices.flows import reconcile_invoice
 from app.litigation.deadlines import RULES as LITIGATION_DEADLINES
 from app.litigation.deadlines import record_dates
 from app.legal.flows import reconcile_legal
-from app.litigation.flows import reconcile_litigation, reconcile_register
+from app.litigation.flows import open_register, reconcile_litigation, reconcile_register
+from app.effects import attempt, report_refusals
 from app.prevention.flows import reconcile_reminder_ticket
 from app.titles.flows import reconcile_contested_injunction, reconcile_title
 from app.writeoffs.flows import RULES as WRITEOFF_DEADLINES
 from app.writeoffs.flows import reconcile_writeoff
-from integrations.redmine.interface import Issue, RedmineNotFound, RedmineUnavailable
+from integrations.redmine.interface import (
+    Issue,
+    RedmineAccessRefused,
+    RedmineForbidden,
+    RedmineNotFound,
+    RedmineUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,49 +67,71 @@ def _process_issue(ctx: Context, issue_id: int) -> str:
     try:
         issue = ctx.redmine.get_issue(issue_id)
     except RedmineNotFound:
-        return f"ticket #{issue_id} introuvable (supprimé, ou invisible pour le compte du service) : ignoré"
-    if issue.project_id != ctx.redmine.project_id:
-        return f"ticket #{issue_id} d'un autre projet : ignoré"
-    t = ctx.settings.trackers
-    done: list[str] = []
-    if issue.tracker == t.funds_request and issue.parent_id:  # closed: the funds are there (C-6, C-7)
-        done += reconcile_bailiff_file(ctx, ctx.redmine.get_issue(issue.parent_id))
-    elif issue.closed:
-        done.append("ticket fermé")
-    elif issue.tracker == t.litigation:
-        done.append(reconcile_litigation(ctx, issue))
-        done += reconcile_title(ctx, issue)
-        done += reconcile_bailiff_file(ctx, issue)
-    elif issue.tracker == t.mandate_register:
-        done.append(reconcile_register(ctx, issue))
-    elif issue.tracker == t.assignation:
-        done += reconcile_judgment(ctx, issue)
-        done += reconcile_eviction_order(ctx, issue)
-    elif issue.tracker == t.injunction:
-        done += reconcile_contested_injunction(ctx, issue)
-        done += reconcile_judgment(ctx, issue)
-    elif issue.tracker == t.eviction:
-        done += reconcile_eviction(ctx, issue)
-    elif issue.tracker == t.supplier_payment:
-        done += reconcile_invoice(ctx, issue)
-    elif issue.tracker == t.fee_cancellation:
-        done += reconcile_cancellation(ctx, issue)
-    elif issue.tracker == t.debt_writeoff:
-        done += reconcile_writeoff(ctx, issue)
-    elif issue.tracker == t.prevention_reminder:
-        done += reconcile_reminder_ticket(ctx, issue)
+        return _ignored(ctx, issue_id, "introuvable (supprimé, ou invisible pour le compte du service)")
+    except RedmineForbidden:
+        ctx.redmine.ping()  # the service refused its own project: an outage (RedmineAccessRefused), not this ticket
+        return _ignored(ctx, issue_id, "hors de la vue du service (403 : autre projet ou ticket privé)")
     rules = deadline_rules(ctx.settings)
+    if issue.project_id != ctx.redmine.project_id:  # foreign, or moved out: nothing written there
+        return _ignored(ctx, issue_id, "d'un autre projet")
+    done: list[str] = []
+    for step in _steps(ctx, issue):
+        done += attempt(ctx, step)
     if rules.covers(issue.tracker):
         if any(d and d != "rien à faire" for d in done):
             issue = ctx.redmine.get_issue(issue.id)  # what was just written (a title sub-task stops C-12)
-        if issue.tracker in (t.litigation, t.assignation):
-            done += record_dates(ctx, issue)
-        done += deadlines.sync(ctx, rules, issue)  # a closed ticket's are cancelled
-    if not issue.closed:
+        if issue.tracker in (ctx.settings.trackers.litigation, ctx.settings.trackers.assignation):
+            done += attempt(ctx, lambda: record_dates(ctx, issue))
+        done += attempt(ctx, lambda: deadlines.sync(ctx, rules, issue))  # a closed ticket's are cancelled
+    else:  # moved to a tracker without deadlines: those of the former one end
+        done += deadlines.cancel_all(ctx, issue.id)
+    if not issue.closed and not _awaiting_register(ctx, issue):
         litigation = _litigation_of(ctx, issue)
         if litigation is not None:  # L-0 … L-16: its sub-tickets' dates count too
-            done += reconcile_legal(ctx, litigation)
-    return "; ".join(d for d in done if d) or f"tracker « {issue.tracker} » : rien à faire"
+            done += attempt(ctx, lambda: reconcile_legal(ctx, litigation))
+    done += report_refusals(ctx, issue)
+    return "; ".join(dict.fromkeys(d for d in done if d)) or f"tracker « {issue.tracker} » : rien à faire"
+
+
+def _ignored(ctx: Context, issue_id: int, why: str) -> str:
+    """A ticket gone, out of sight or of another project: nothing written; its deadlines, if
+    it had any (moved out of the project), cancelled."""
+    cancelled = deadlines.cancel_all(ctx, issue_id)
+    return f"ticket #{issue_id} {why} : ignoré" + (f" ({', '.join(cancelled)})" if cancelled else "")
+
+
+def _steps(ctx: Context, issue: Issue) -> list[Callable[[], list[str] | str]]:
+    """The flows of the ticket's tracker, each a step on its own: one refused or waiting
+    for an unreadable field does not stop the others."""
+    t = ctx.settings.trackers
+    if issue.tracker == t.funds_request and issue.parent_id:  # closed: the funds are there (C-6, C-7)
+        return [lambda: reconcile_bailiff_file(ctx, ctx.redmine.get_issue(issue.parent_id))]
+    if issue.closed:
+        return [lambda: "ticket fermé"]
+    if issue.tracker == t.litigation:
+        opening = [lambda: reconcile_litigation(ctx, issue)]
+        if _awaiting_register(ctx, issue):  # C-9: nothing else until the register is there and open
+            return opening
+        return [*opening, lambda: reconcile_title(ctx, issue), lambda: reconcile_bailiff_file(ctx, issue)]
+    by_tracker: dict[str, list[Callable[[], list[str] | str]]] = {
+        t.mandate_register: [lambda: reconcile_register(ctx, issue)],
+        t.assignation: [lambda: reconcile_judgment(ctx, issue), lambda: reconcile_eviction_order(ctx, issue)],
+        t.injunction: [lambda: reconcile_contested_injunction(ctx, issue), lambda: reconcile_judgment(ctx, issue)],
+        t.eviction: [lambda: reconcile_eviction(ctx, issue)],
+        t.supplier_payment: [lambda: reconcile_invoice(ctx, issue)],
+        t.fee_cancellation: [lambda: reconcile_cancellation(ctx, issue)],
+        t.debt_writeoff: [lambda: reconcile_writeoff(ctx, issue)],
+        t.prevention_reminder: [lambda: reconcile_reminder_ticket(ctx, issue)],
+    }
+    return by_tracker.get(issue.tracker, [])
+
+
+def _awaiting_register(ctx: Context, issue: Issue) -> bool:
+    """A litigation ticket whose mandate register is missing, ambiguous or closed (C-2, C-9)."""
+    if issue.tracker != ctx.settings.trackers.litigation:
+        return False
+    number = issue.value(ctx.settings.fields.mandate_number)
+    return bool(number) and open_register(ctx, number) is None
 
 
 def _litigation_of(ctx: Context, issue: Issue) -> Issue | None:
@@ -116,16 +148,44 @@ def _litigation_of(ctx: Context, issue: Issue) -> Issue | None:
     return None
 
 
+def queue_strays(ctx: Context) -> list[int]:
+    """The tickets with pending deadlines that are no longer open tickets of a tracker with
+    deadlines in the project (moved to another project, whose changes polling cannot see;
+    closed, or moved to another tracker, without an event): each queued once a day, so
+    processing cancels what they no longer call for (issue 15). Their ids."""
+    active = deadlines_service.active_issue_ids(ctx.db)
+    if not active:
+        return []
+    in_project: set[int] = set()
+    for tracker in deadline_rules(ctx.settings).rules:
+        in_project.update(ctx.redmine.open_issue_ids(tracker))
+    strays = sorted(active - in_project)
+    if not strays:
+        return []
+    day = f"{ctx.clock.now():%Y-%m-%d}"
+    service.store_events(ctx.db, [(ParsedEvent(f"reconciliation/{issue_id}/{day}", "internal", "issue.reconciled",
+                                               issue_id, None), ctx.clock.now()) for issue_id in strays])
+    return strays
+
+
 def backoff(ctx: Context, attempts: int) -> timedelta:
     w = ctx.settings.worker
     return timedelta(seconds=min(w.backoff_base_seconds * 2 ** (attempts - 1), w.backoff_max_seconds))
 
 
-def handle(ctx: Context, event: InboxEvent) -> None:
+def handle(ctx: Context, event: InboxEvent) -> str | None:
+    """Process one claimed event; returns the outage that stopped it (Redmine refusing the
+    service as a whole), None otherwise."""
     now = ctx.clock.now()
     lease_ends = monotonic() + ctx.settings.worker.lease_seconds  # claimed just now
     try:
         result = process_issue(ctx, event.issue_id, lease_ends)
+    except RedmineAccessRefused as exc:
+        # The service's key or project refused (issue 15): an outage, not this event's
+        # fault. The event waits without using up its attempts; nothing is lost.
+        service.postpone(ctx.db, event.id, str(exc), now + backoff(ctx, 1), counted=False)
+        log.error("Redmine refuse l'accès au service ; événements en attente : %s", exc)
+        return str(exc)
     except (RedmineUnavailable, OperationalError) as exc:
         # Redmine or the database down (5xx, restart): the event waits; failed only after
         # max_attempts. If the database is still down, this raises and the lease expires.
@@ -135,27 +195,32 @@ def handle(ctx: Context, event: InboxEvent) -> None:
         else:
             service.postpone(ctx.db, event.id, error, now + backoff(ctx, event.attempts))
         log.warning("événement %s (ticket #%s) : %s", event.id, event.issue_id, error)
-    except Exception as exc:  # a refusal, a missing schema, or a bug: a human must look
+    except Exception as exc:  # nothing could be written (not even a note), or a bug: a human must look
         error = f"{type(exc).__name__}: {exc}"
         service.fail(ctx.db, event.id, error, now)
         log.error("événement %s (ticket #%s) en échec : %s", event.id, event.issue_id, error)
     else:
         service.finish(ctx.db, event.id, result, now)
         log.info("événement %s (ticket #%s) : %s", event.id, event.issue_id, result)
+    return None
 
 
 @dataclass(frozen=True)
 class WorkReport:
     processed: int
+    outage: str | None = None  # why the pass stopped early: Redmine refuses the service
 
 
 def work(ctx: Context, limit: int | None = None) -> WorkReport:
-    """Process the due events, one at a time, until none is left (or ``limit``)."""
+    """Process the due events, one at a time, until none is left (or ``limit``); stop at
+    an outage of the service's access (every other event would meet it too)."""
     processed = 0
     while limit is None or processed < limit:
         event = service.claim_next(ctx.db, ctx.clock.now(), ctx.settings.worker.lease_seconds)
         if event is None:
             break
-        handle(ctx, event)
+        outage = handle(ctx, event)
         processed += 1
+        if outage is not None:
+            return WorkReport(processed, outage)
     return WorkReport(processed)

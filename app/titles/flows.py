@@ -18,7 +18,7 @@ from app.context import Context
 from app.effects import digest, ensure_ticket, note_once
 from app.legal.flows import gate_allows, report_of
 from app.litigation.case import LitigationFile, read_litigation_file
-from app.litigation.flows import gestionnaire_of, register_of
+from app.litigation.flows import gestionnaire_of, open_register, register_of
 from app.templates import render
 from integrations.redmine.interface import Issue, NewIssue
 
@@ -60,8 +60,8 @@ def reconcile_title(ctx: Context, issue: Issue) -> list[str]:
     if not (issue.date_field(f.service_date) and issue.field(f.act_unpaid) == "1"):
         return []
     file = read_litigation_file(issue, s)
-    if not file.complete or _title_children(ctx, issue):
-        return []  # incomplete (said by the opening) or a route already taken
+    if not file.complete or _title_children(ctx, issue) or open_register(ctx, file.mandate_number) is None:
+        return []  # incomplete or without its register (said by the opening), or a route already taken
     route = choose_route(file, issue.field(f.rent_only_debt) == "1", s.procedure)
     if not route.injunction and not gate_allows(ctx, issue, report_of(ctx, issue).gate("assignation")):
         return ["assignation bloquée par le contrôle légal (L-3)"]

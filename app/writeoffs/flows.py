@@ -17,7 +17,7 @@ from app.calendar import add_months, at_office_hour, paris_date
 from app.context import Context
 from app.deadlines.models import Deadline
 from app.deadlines.service import Fired, Wanted
-from app.effects import ensure_ticket, note_once, relate_once
+from app.effects import on_its_own, ensure_ticket, note_once, relate_once
 from app.legal.flows import facts_of
 from app.litigation.flows import gestionnaire_of, register_of
 from app.templates import render
@@ -46,12 +46,16 @@ def scan(ctx: Context) -> ScanReport:
     eligible, opened = [], []
     files = ctx.redmine.find_issues(s.trackers.litigation, s.fields.starred_tenant, "1")
     for file in files:
-        if not assess(file, s, today).eligible:
-            continue
-        eligible.append(file.id)
-        ticket, created = open_writeoff(ctx, ctx.redmine.get_issue(file.id))
-        if created:
-            opened.append(ticket.id)
+        def one(ctx: Context, file: Issue = file) -> list[str]:
+            if not assess(file, s, today).eligible:  # FieldUnknown on an unreadable condition: not eligible on a guess
+                return []
+            eligible.append(file.id)
+            ticket, created = open_writeoff(ctx, ctx.redmine.get_issue(file.id))
+            if created:
+                opened.append(ticket.id)
+            return []
+
+        on_its_own(ctx, file, one)  # one file's unreadable field or refusal: told on it, the scan goes on
     return ScanReport(len(files), eligible, opened)
 
 

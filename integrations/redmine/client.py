@@ -34,6 +34,8 @@ from integrations.redmine.interface import (
     IssueStamp,
     Journal,
     NewIssue,
+    RedmineAccessRefused,
+    RedmineForbidden,
     RedmineNotFound,
     RedmineRejected,
     RedmineUnavailable,
@@ -137,9 +139,10 @@ class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
 
 
 @contextmanager
-def _bounded_call(what: str, deadline_seconds: float):
+def _bounded_call(what: str, deadline_seconds: float, service_wide: bool = False):
     """One Redmine call, cut at ``deadline_seconds`` whatever the server sends; python-redmine
-    and requests errors as the interface's, without URL or key."""
+    and requests errors as the interface's, without URL or key (``service_wide``: a 403
+    on it refuses the service as a whole, see ``_translated``)."""
     watchdog = _Watchdog(deadline_seconds)
     try:
         with watchdog:
@@ -148,15 +151,30 @@ def _bounded_call(what: str, deadline_seconds: float):
         if watchdog.fired:
             raise RedmineUnavailable(f"{what} : Redmine n'a pas répondu dans le délai total de "
                                      f"{deadline_seconds:g} s ({type(exc).__name__})") from None
-        raise _translated(what, exc) from None
+        raise _translated(what, exc, service_wide) from None
 
 
-def _translated(what: str, exc: Exception) -> Exception:
-    """The interface's error for a python-redmine or requests error."""
+def _translated(what: str, exc: Exception, service_wide: bool = False) -> Exception:
+    """The interface's error for a python-redmine or requests error. A 401 refuses the
+    service as a whole (Redmine answers it to a revoked or reset key and to a locked
+    account: ``User.find_by_api_key`` finds active users only), as does a 403 on the
+    service's own project (``service_wide``); a 403 on one ticket is about that ticket."""
     if isinstance(exc, rex.ValidationError):
         return RedmineRejected(f"{what} : Redmine a refusé ({exc})")
-    if isinstance(exc, (rex.AuthError, rex.ForbiddenError)):
-        return RedmineRejected(f"{what} : accès refusé par Redmine ({type(exc).__name__}) — clé API ou droits")
+    if isinstance(exc, rex.AuthError):
+        return RedmineAccessRefused(f"{what} : Redmine refuse la clé API du service (401) — clé révoquée ou "
+                                    "régénérée, ou compte du service verrouillé : l'administrateur Redmine le "
+                                    "débloque (Administration › Utilisateurs) ou la clé est remplacée dans "
+                                    "RECOUVREMENT_REDMINE_API_KEY")
+    if isinstance(exc, rex.ForbiddenError) and service_wide:
+        return RedmineAccessRefused(f"{what} : Redmine refuse au service l'accès à son projet (403) — le compte du "
+                                    "service doit être membre du projet avec son rôle (Projet › Configuration › "
+                                    "Membres)")
+    if isinstance(exc, rex.ForbiddenError):
+        return RedmineForbidden(f"{what} : accès refusé par Redmine (403) — hors des droits du rôle du service")
+    if isinstance(exc, rex.ResourceNotFoundError) and service_wide:
+        return RedmineAccessRefused(f"{what} : le projet du service est introuvable dans Redmine (404) — vérifier "
+                                    "RECOUVREMENT_PROJECT et que le projet existe")
     if isinstance(exc, rex.ResourceNotFoundError):
         return RedmineNotFound(f"{what} : introuvable dans Redmine (404)")
     if isinstance(exc, (rex.ServerError, rex.UnknownError, rex.JSONDecodeError)):
@@ -217,7 +235,10 @@ class RedmineClient:
 
     # --- low level -------------------------------------------------------------------
     def _request(self, method: str, path: str, what: str, params: dict | None = None, data: dict | None = None):
-        with _bounded_call(what, self.settings.redmine_request_deadline_seconds):
+        # The project, its issue list and issue creation are the service's whole work: a 403
+        # there is an outage of the service; on /issues/N, about that ticket only.
+        service_wide = path == "/issues.json" or path.startswith((f"/projects/{self.project}", "/users/current"))
+        with _bounded_call(what, self.settings.redmine_request_deadline_seconds, service_wide):
             return self._api.engine.request(method, self._url + path, params=params, data=data)
 
     def _all(self, path: str, container: str, what: str, params: dict) -> list[dict]:
@@ -373,7 +394,8 @@ class RedmineClient:
 
     def attach_file(self, issue_id: int, filename: str, content: bytes, content_type: str, notes: str,
                     verify: bool = True) -> None:
-        with _bounded_call(f"envoi du fichier {filename}", self.settings.redmine_request_deadline_seconds):
+        with _bounded_call(f"envoi du fichier {filename}", self.settings.redmine_request_deadline_seconds,
+                           service_wide=True):
             token = self._api.engine.request(
                 "post", f"{self._url}/uploads.json", headers={"Content-Type": "application/octet-stream"},
                 params={"filename": filename}, data=content,
@@ -407,6 +429,7 @@ class RedmineClient:
 
     def ping(self) -> None:
         self._request("get", "/users/current.json", "connexion à Redmine")
+        self._request("get", f"/projects/{self.project}.json", f"lecture du projet {self.project}")
 
     def check_schema(self) -> SchemaReport:
         spec = build_spec(self.settings)

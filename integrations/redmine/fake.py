@@ -14,6 +14,8 @@ from integrations.redmine.interface import (
     IssueStamp,
     Journal,
     NewIssue,
+    RedmineAccessRefused,
+    RedmineForbidden,
     RedmineNotFound,
     RedmineRejected,
     RedmineUnavailable,
@@ -37,6 +39,14 @@ class FakeRedmine:
         self.principals = principals or {}
         self.service_user_id = service_user_id
         self.down = False
+        # An office's Redmine, as configured (issue 15): fields hidden from the service's
+        # role (left out of what it reads, its writes to them dropped), principals Redmine
+        # refuses as assignee (a locked account, a group with group assignment off), the
+        # service's key refused (401), tickets it may not see (403).
+        self.hidden_fields: set[str] = set()
+        self.unassignable: set[int] = set()
+        self.access_refused = False
+        self.forbidden: set[int] = set()
         self.writes = 0
         self.files: dict[tuple[int, str], bytes] = {}
         self._next_issue = 1
@@ -50,6 +60,30 @@ class FakeRedmine:
     def _up(self) -> None:
         if self.down:
             raise RedmineUnavailable("Redmine injoignable (fake)")
+        if self.access_refused:
+            raise RedmineAccessRefused("Redmine refuse la clé API du service (401) (fake)")
+
+    def _seen(self, issue: Issue) -> Issue:
+        """The issue as the service's role sees it: hidden fields left out."""
+        if not self.hidden_fields:
+            return issue
+        return replace(issue, custom_fields={k: v for k, v in issue.custom_fields.items()
+                                             if k not in self.hidden_fields})
+
+    def _validate(self, issue_id: int | None, assigned_to_id: int | None, parent_id: int | None) -> None:
+        """Redmine's validations the service meets in offices (422)."""
+        if assigned_to_id is not None and assigned_to_id in self.unassignable:
+            raise RedmineRejected("mise à jour : Redmine a refusé (Assigné à n'est pas valide)")
+        if parent_id is not None and self.issues[parent_id].closed and not (
+                issue_id is not None and self.issues[issue_id].closed):
+            raise RedmineRejected("mise à jour : Redmine a refusé (Tâche parente : une tâche ouverte ne peut pas "
+                                  "être rattachée à une tâche fermée)")
+
+    def move(self, issue_id: int, *, project_id: int | None = None, tracker: str | None = None) -> None:
+        """An administrator moves the ticket to another project or tracker."""
+        issue = self.issues[issue_id]
+        changes = {k: v for k, v in (("project_id", project_id), ("tracker", tracker)) if v is not None}
+        self.issues[issue_id] = replace(issue, **changes, updated_on=self._stamp())
 
     # --- test helpers ----------------------------------------------------------------
     def add(self, tracker: str, subject: str = "", *, author_id: int = 1, assigned_to_id: int | None = None,
@@ -92,9 +126,11 @@ class FakeRedmine:
     # --- the capability --------------------------------------------------------------
     def get_issue(self, issue_id: int) -> Issue:
         self._up()
+        if issue_id in self.forbidden:
+            raise RedmineForbidden(f"lecture du ticket #{issue_id} : accès refusé par Redmine (403)")
         if issue_id not in self.issues:
             raise RedmineNotFound(f"lecture du ticket #{issue_id} : introuvable dans Redmine (404)")
-        return self.issues[issue_id]
+        return self._seen(self.issues[issue_id])
 
     def already_read(self, issue_id: int) -> Issue | None:
         return None
@@ -104,23 +140,28 @@ class FakeRedmine:
 
     def find_issues(self, tracker: str, field_name: str, value: str) -> list[Issue]:
         self._up()
-        return [i for i in self.issues.values() if i.tracker == tracker and i.field(field_name) == value]
+        return [i for i in map(self._seen, self.issues.values())
+                if i.project_id == self.project_id and i.tracker == tracker and i.field(field_name) == value]
 
     def search_again(self, tracker: str, field_name: str, value: str) -> list[Issue]:
         return self.find_issues(tracker, field_name, value)
 
     def open_issue_ids(self, tracker: str) -> list[int]:
         self._up()
-        return sorted(i.id for i in self.issues.values() if i.tracker == tracker and not i.closed)
+        return sorted(i.id for i in self.issues.values()
+                      if i.project_id == self.project_id and i.tracker == tracker and not i.closed)
 
     def create_issue(self, new: NewIssue) -> Issue:
         self._up()
         if len(new.subject) > 255:  # as Redmine's validation
             raise RedmineRejected("création d'un ticket : Redmine a refusé (Sujet est trop long (pas plus de 255 "
                                   "caractères))")
+        self._validate(None, new.assigned_to_id, new.parent_id)
         self.writes += 1
-        return self.add(new.tracker, new.subject, author_id=self.service_user_id, assigned_to_id=new.assigned_to_id,
-                        parent_id=new.parent_id, **new.custom_fields)
+        fields = {k: v for k, v in new.custom_fields.items() if k not in self.hidden_fields}
+        return self._seen(self.add(new.tracker, new.subject, author_id=self.service_user_id,
+                                   assigned_to_id=new.assigned_to_id, parent_id=new.parent_id,
+                                   description=new.description, **fields))
 
     def edit(self, issue_id: int, *, user_id: int = 1, notes: str = "", subject: str | None = None,
              description: str | None = None, at: datetime | None = None, **fields: str) -> None:
@@ -146,8 +187,12 @@ class FakeRedmine:
     def update_issue(self, issue_id, *, notes=None, parent_id=None, assigned_to_id=None, custom_fields=None,
                      start_date=None, due_date=None, status=None, verify=True) -> None:
         self._up()
+        if issue_id in self.forbidden:
+            raise RedmineForbidden(f"mise à jour du ticket #{issue_id} : accès refusé par Redmine (403)")
+        self._validate(issue_id, assigned_to_id, parent_id)
         self.writes += 1
         issue = self.issues[issue_id]
+        custom_fields = {k: v for k, v in (custom_fields or {}).items() if k not in self.hidden_fields}
         attributes: dict = {k: v for k, v in (("start_date", start_date), ("due_date", due_date)) if v is not None}
         if parent_id is not None and parent_id != issue.parent_id:
             attributes["parent_id"] = parent_id
@@ -175,7 +220,8 @@ class FakeRedmine:
 
     def changed_since(self, since: datetime | None) -> list[IssueStamp]:
         self._up()
-        found = [i for i in self.issues.values() if since is None or i.updated_on >= since]
+        found = [i for i in self.issues.values()
+                 if i.project_id == self.project_id and (since is None or i.updated_on >= since)]
         return [IssueStamp(i.id, i.updated_on) for i in sorted(found, key=lambda i: (i.updated_on, i.id))]
 
     def principal_id(self, name: str) -> int | None:

@@ -20,12 +20,34 @@ class RedmineUnavailable(RedmineError):
     """Redmine did not answer or answered 5xx: retry later."""
 
 
+class RedmineAccessRefused(RedmineUnavailable):
+    """Redmine refuses the service as a whole: 401 (API key revoked or reset, account
+    locked) or 403 on the service's own project (its membership removed). An outage, not a
+    property of the event or the ticket: retried, like Redmine down, until access returns."""
+
+
 class RedmineRejected(RedmineError):
     """Redmine refused the request (4xx, validation): retrying the same will not help."""
 
 
 class RedmineNotFound(RedmineRejected):
     """The issue does not exist, or the service's account cannot see it (404)."""
+
+
+class RedmineForbidden(RedmineRejected):
+    """Redmine refused the service this one ticket (403): it exists, but is outside what
+    the service's role may see or change (another project, a private ticket)."""
+
+
+class FieldUnknown(RedmineError):
+    """A rule needs a custom field the ticket as read does not show: hidden from the
+    service's role (field visibility), not on the tracker, or not enabled in the project.
+    Unknown is not empty: nothing that depends on it is decided until it can be read."""
+
+    def __init__(self, issue_id: int, tracker: str, name: str):
+        self.issue_id, self.tracker, self.name = issue_id, tracker, name
+        super().__init__(f"ticket #{issue_id} : champ « {name} » illisible pour le service (masqué pour son rôle "
+                         f"ou absent du tracker « {tracker} »)")
 
 
 class RedmineWriteIgnored(RedmineError):
@@ -85,36 +107,51 @@ class Issue:
     relations: list[int] = field(default_factory=list)  # ids of related issues
 
     def field(self, name: str) -> str:
-        """A custom field's value as text; empty when absent or blank."""
-        value = self.custom_fields.get(name)
+        """A custom field's value as text ("" when blank). Raises FieldUnknown when the
+        ticket as read does not show the field: Redmine's REST API leaves out a field hidden
+        from the service's role or not on the tracker, and that is not an empty value."""
+        value = self.value(name)
+        if value is None:
+            raise FieldUnknown(self.id, self.tracker, name)
+        return value
+
+    def value(self, name: str) -> str | None:
+        """A custom field's value as text; None when the field is not in the service's view
+        (for searches and read-backs, never for a rule: rules read ``field``)."""
+        if name not in self.custom_fields:
+            return None
+        value = self.custom_fields[name]
         if isinstance(value, list):
             return ", ".join(value)
         return (value or "").strip()
 
     def date_field(self, name: str) -> date | None:
-        """A date custom field (Redmine: YYYY-MM-DD); None when empty or unreadable."""
+        """A date custom field (Redmine: YYYY-MM-DD); None when empty or unreadable;
+        FieldUnknown when not in the service's view."""
+        text = self.field(name)
         try:
-            return date.fromisoformat(self.field(name)) if self.field(name) else None
+            return date.fromisoformat(text) if text else None
         except ValueError:
             return None
 
     def decimal_field(self, name: str) -> Decimal | None:
-        """A float custom field as a Decimal; None when empty or unreadable."""
+        """A float custom field as a Decimal; None when empty or unreadable; FieldUnknown
+        when not in the service's view."""
+        text = self.field(name)
         try:
-            return Decimal(self.field(name)) if self.field(name) else None
+            return Decimal(text) if text else None
         except InvalidOperation:
             return None
 
     def has_field(self, name: str) -> bool:
-        """Whether the field applies to this issue's tracker (Redmine lists it)."""
+        """Whether the service sees the field on this ticket (Redmine lists it)."""
         return name in self.custom_fields
 
     def require_fields(self, *names: str) -> None:
-        """Raise SchemaMissing, naming them, when fields the flow reads are not on the tracker."""
-        missing = [name for name in names if name not in self.custom_fields]
-        if missing:
-            raise SchemaMissing(f"ticket #{self.id} : champ(s) {', '.join(f'« {n} »' for n in missing)} absent(s) "
-                                f"du tracker « {self.tracker} » — lancer le provisionnement ou `recouvrement redmine check`")
+        """Raise FieldUnknown for the first of the fields the flow reads that the service
+        does not see on this ticket."""
+        for name in names:
+            self.field(name)
 
     @property
     def last_journal_id(self) -> int | None:
@@ -170,8 +207,8 @@ class Expected:
             if not kept(name, value, getattr(issue, name)):
                 problems.append(f"{name} {value} demandé, {getattr(issue, name)} relu")
         for name, value in self.custom_fields.items():
-            if not kept(name, value, issue.field(name)):
-                problems.append(f"champ « {name} » : « {value} » demandé, « {issue.field(name)} » relu")
+            if not kept(name, value, issue.value(name)):
+                problems.append(f"champ « {name} » : « {value} » demandé, « {issue.value(name) or ''} » relu")
         if self.status is not None and issue.status != self.status:
             problems.append(f"statut « {self.status} » demandé, « {issue.status} » relu (workflow ?)")
         problems += [f"pièce jointe {name} absente" for name in sorted(self.attachments - set(issue.attachments))]
@@ -279,4 +316,5 @@ class Redmine(Protocol):
         """What the service needs and the Redmine lacks."""
 
     def ping(self) -> None:
-        """Raise RedmineUnavailable unless the API answers with the configured key."""
+        """Raise RedmineUnavailable unless the API answers with the configured key
+        (RedmineAccessRefused when it refuses the key or the service's project)."""

@@ -22,6 +22,7 @@ SERVICE_PERMISSIONS = [
     "manage_subtasks",
     "manage_issue_relations",
 ]
+SERVICE_ROLE = "Automate recouvrement"  # the service's own role (provisioned, checked)
 # Role of the people and groups who receive tickets: assignable, and able to work them.
 STAFF_PERMISSIONS = [
     "view_issues",
@@ -148,7 +149,7 @@ def build_spec(settings: Settings) -> RedmineSpec:
         custom_fields=fields,
         groups=[r.litigation_group, r.litigation_manager, r.back_office_group, r.accounting_group,
                 r.management_group, r.prevention_group, r.cesf_group, r.social_litigation_group, *r.agencies],
-        service_role={"name": "Automate recouvrement", "permissions": SERVICE_PERMISSIONS, "assignable": False},
+        service_role={"name": SERVICE_ROLE, "permissions": SERVICE_PERMISSIONS, "assignable": False},
         staff_role={"name": "Équipe recouvrement", "permissions": STAFF_PERMISSIONS, "assignable": True},
         service_user={"login": "recouvrement", "firstname": "Automate", "lastname": "Recouvrement",
                       "mail": "recouvrement@example.invalid"},

@@ -29,6 +29,7 @@ from integrations.redmine.interface import (
     Journal,
     NewIssue,
     Redmine,
+    RedmineForbidden,
     RedmineUnavailable,
     SchemaReport,
 )
@@ -101,19 +102,23 @@ class RedmineScope:
         self.inner.ping()
 
     # --- writes ------------------------------------------------------------------------
-    def _may_write(self) -> None:
+    def _may_write(self, issue_id: int | None = None) -> None:
         if self.writable_until is not None and time.monotonic() >= self.writable_until:
             raise ViewExpired("bail de traitement écoulé : plus aucune écriture dans Redmine, nouvel essai plus tard")
+        known = self._issues.get(issue_id) if issue_id is not None else None
+        if known is not None and known.project_id != self.project_id:  # moved out, or a foreign parent
+            raise RedmineForbidden(f"écriture sur le ticket #{issue_id} : il est dans un autre projet que celui du "
+                                   "service, rien n'y est écrit")
 
     def create_issue(self, new: NewIssue) -> Issue:
-        self._may_write()
+        self._may_write(new.parent_id)
         created = self.inner.create_issue(new)  # checked on Redmine's answer
         self._issues[created.id] = created
         parent = self._issues.get(new.parent_id) if new.parent_id is not None else None
         if parent is not None:
             self._issues[parent.id] = replace(parent, children=[*parent.children, Child(created.id, created.tracker)])
         for (tracker, name, value), found in self._searches.items():
-            if tracker == created.tracker and created.field(name) == value:
+            if tracker == created.tracker and created.value(name) == value:
                 found.append(created)
         if new.custom_fields.get(self.unique_field):
             self._searches.setdefault((new.tracker, self.unique_field, new.custom_fields[self.unique_field]), [created])
@@ -123,7 +128,7 @@ class RedmineScope:
                      assigned_to_id: int | None = None, custom_fields: dict[str, str] | None = None,
                      start_date: date | None = None, due_date: date | None = None, status: str | None = None,
                      verify: bool = True) -> None:
-        self._may_write()
+        self._may_write(issue_id)
         self.inner.update_issue(issue_id, notes=notes, parent_id=parent_id, assigned_to_id=assigned_to_id,
                                 custom_fields=custom_fields, start_date=start_date, due_date=due_date, status=status,
                                 verify=False)
@@ -151,14 +156,15 @@ class RedmineScope:
 
     def attach_file(self, issue_id: int, filename: str, content: bytes, content_type: str, notes: str,
                     verify: bool = True) -> None:
-        self._may_write()
+        self._may_write(issue_id)
         self.inner.attach_file(issue_id, filename, content, content_type, notes, verify=False)
         self._expect(issue_id).add(attachment=filename)
         self._apply(issue_id, lambda issue: replace(_written(issue, self.service_user_id, notes=notes),
                                                     attachments=[*issue.attachments, filename]))
 
     def relate(self, issue_id: int, other_id: int) -> None:
-        self._may_write()
+        self._may_write(issue_id)
+        self._may_write(other_id)
         self.inner.relate(issue_id, other_id)
         for a, b in ((issue_id, other_id), (other_id, issue_id)):
             self._apply(a, lambda issue, b=b: replace(issue, relations=[*issue.relations, b]))
@@ -195,8 +201,8 @@ def _written(issue: Issue, user_id: int, *, notes: str | None = None, parent_id:
     """The issue as Redmine holds it after the service's write: the values, and a journal
     with the note and the field changes (its instant is Redmine's, unknown until read)."""
     fields = custom_fields or {}
-    changes = [Change(name, issue.field(name) or None, value or None)
-               for name, value in fields.items() if issue.field(name) != value]
+    changes = [Change(name, issue.value(name) or None, value or None)
+               for name, value in fields.items() if issue.value(name) != value]
     attributes = {k: v for k, v in (("parent_id", parent_id), ("assigned_to_id", assigned_to_id),
                                     ("start_date", start_date), ("due_date", due_date)) if v is not None}
     moved = {k: v for k, v in attributes.items() if getattr(issue, k) != v}

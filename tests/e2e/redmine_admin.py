@@ -95,6 +95,14 @@ class RedmineAdmin:
                        json={"membership": {"user_id": user_id, "role_ids": [role_id]}})
         return project["id"]
 
+    def api_key(self, person: Person) -> str:
+        """The person's API key (an administrator reads it: Redmine makes one if none)."""
+        return self._call("GET", f"/users/{person.id}.json")["user"]["api_key"]
+
+    def set_status(self, person: Person, locked: bool) -> None:
+        """Lock (status 3) or unlock (status 1) an account, as Administration › Utilisateurs."""
+        self._call("PUT", f"/users/{person.id}.json", json={"user": {"status": 3 if locked else 1}})
+
     # --- what users do ---------------------------------------------------------------
     def create_issue(self, project: str, tracker: str, subject: str, fields: dict[str, str],
                      as_user: str | None = None, **attributes) -> dict:
@@ -142,6 +150,22 @@ def rails_runner(script: str, *args: str) -> str:
                          cwd="/usr/share/redmine", env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     return run.stdout
+
+
+def field_visible_only_to(field_name: str, role: str | None) -> None:
+    """An administrator's "Visible : pour ces rôles uniquement" on a custom field (the REST
+    API cannot change a field): only ``role`` sees it; None: visible to all again."""
+    name = json.dumps(field_name)
+    if role is None:
+        rails_runner(f"IssueCustomField.find_by!(name: {name}).update!(visible: true, role_ids: [])")
+    else:
+        rails_runner(f"IssueCustomField.find_by!(name: {name}).update!(visible: false, "
+                     f"role_ids: [Role.find_by!(name: {json.dumps(role)}).id])")
+
+
+def set_group_assignment(allowed: bool) -> None:
+    """Administration › Paramètres › Tickets › « Permettre l'assignation aux groupes »."""
+    rails_runner(f"Setting.issue_group_assignment = '{1 if allowed else 0}'")
 
 
 def backdate(issue_id: int, days: int) -> None:

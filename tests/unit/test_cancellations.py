@@ -240,15 +240,20 @@ def test_overdue_instant_is_paris_midnight_across_dst_and_easter_monday(ctx):
     assert pending(ctx, req.id) == [("C-35/decision", datetime(2027, 4, 1, 22, 0, tzinfo=UTC))]
 
 
-def test_a_field_missing_from_the_tracker_fails_the_event_with_its_name(ctx):
+def test_a_field_missing_from_the_tracker_decides_nothing_and_says_which(ctx):
+    """Issue 15: unknown is not empty — the cancellation flow waits, the ticket says which
+    field and who can fix it, once; the field back, the flow goes on by itself."""
     ctx.redmine.tracker_fields["Annulation frais"].remove("Escalade DG")  # the admin forgot it
     req = request(ctx)
     event_id = deliver(ctx, req.id, event_type="issue.created")
     assert work(ctx).processed == 1
-    failed = event(ctx, event_id)
-    assert failed.state is EventState.failed
-    assert "SchemaMissing" in failed.last_error and "« Escalade DG » absent(s)" in failed.last_error
-    assert ctx.redmine.notes(req.id) == []  # nothing half done; `events retry` once the field is added
+    assert event(ctx, event_id).state is EventState.done
+    notes = ctx.redmine.notes(req.id)
+    assert len(notes) == 1 and "Champ illisible pour le service : Escalade DG" in notes[0]
+    assert "administrateur Redmine" in notes[0]
+    assert [kind for kind, _ in pending(ctx, req.id)] == ["C-35/decision"]  # C-35 does not read it
+    run(ctx, req.id)
+    assert len(ctx.redmine.notes(req.id)) == 1  # said once
 
 
 def test_a_decision_by_the_requester_is_not_taken(ctx):

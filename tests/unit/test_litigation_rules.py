@@ -7,6 +7,7 @@ import pytest
 from app.config import Procedure, Settings
 from app.litigation.case import Act, PartyRole, act_to_order, analyse_opening, parse_debtors, read_litigation_file
 from integrations.redmine.fake import FakeRedmine
+from integrations.redmine.interface import FieldUnknown
 from tests.unit.helpers import litigation_fields
 
 
@@ -73,13 +74,16 @@ def test_an_incomplete_file_says_what_is_missing(overrides, problem):
         analyse_opening(file, Procedure())
 
 
-def test_a_field_missing_from_the_tracker_is_a_configuration_problem():
+def test_a_field_the_service_cannot_see_is_unknown_not_missing():
+    """Issue 15: a field left out of the ticket as read (hidden from the service's role, not
+    on the tracker) is not "non renseigné": reading the file raises FieldUnknown."""
     fields = litigation_fields()
     del fields["Compte propriétaire"]
     redmine = FakeRedmine()
     redmine.tracker_fields["Contentieux"].remove("Compte propriétaire")  # the admin forgot it
-    file = read_litigation_file(redmine.add("Contentieux", **fields), Settings())
-    assert any("« Compte propriétaire » absent du tracker" in p for p in file.problems)
+    with pytest.raises(FieldUnknown) as raised:
+        read_litigation_file(redmine.add("Contentieux", **fields), Settings())
+    assert raised.value.name == "Compte propriétaire"
 
 
 def test_a_complete_file_reads_every_value():

@@ -10,7 +10,7 @@ from app.inbox import service
 from app.inbox.models import EventState, InboxEvent
 from app.processing.flows import work
 from integrations.redmine.interface import RedmineRejected
-from tests.unit.helpers import NOW, add_litigation, add_register, deliver, event, make_context
+from tests.unit.helpers import LITIGATION_GROUP, NOW, add_litigation, add_register, deliver, event, make_context
 
 
 def test_events_are_processed_and_their_result_recorded(ctx):
@@ -164,18 +164,40 @@ def test_with_max_attempts_2_the_second_failure_is_final(tmp_path):
     assert (failed.state, failed.attempts, failed.finished_at) == (EventState.failed, 2, NOW + timedelta(seconds=10))
 
 
-def test_a_refused_write_fails_the_event_at_once(ctx, monkeypatch):
+def test_a_refused_creation_is_told_on_the_ticket_and_the_event_done(ctx, monkeypatch):
+    """Issue 15: refused, not broken — the ticket says what Redmine refused and goes to the
+    litigation group; the rest (the link to the register) is done."""
     add_register(ctx.redmine)
-    event_id = deliver(ctx, add_litigation(ctx.redmine).id)
+    lit = add_litigation(ctx.redmine)
+    event_id = deliver(ctx, lit.id)
 
     def refuse(new):
-        raise RedmineRejected(f"création du ticket {new.tracker} : Redmine a refusé (Tracker is not included)")
+        raise RedmineRejected(f"création d'un ticket {new.tracker} : Redmine a refusé (Tracker is not included)")
 
     monkeypatch.setattr(ctx.redmine, "create_issue", refuse)
     work(ctx)
+    done = event(ctx, event_id)
+    assert (done.state, done.attempts) == (EventState.done, 1)
+    assert "refusé par Redmine : création d'un ticket Demande de fonds" in done.result
+    ticket = ctx.redmine.issues[lit.id]
+    assert ticket.parent_id is not None and ticket.assigned_to_id == LITIGATION_GROUP
+    [note] = ctx.redmine.notes(lit.id)
+    assert "Étapes refusées par Redmine" in note and "Tracker is not included" in note
+
+
+def test_an_event_fails_at_once_when_nothing_at_all_can_be_written(ctx, monkeypatch):
+    add_register(ctx.redmine)
+    event_id = deliver(ctx, add_litigation(ctx.redmine).id)
+
+    def refuse(*args, **kwargs):
+        raise RedmineRejected("mise à jour du ticket : Redmine a refusé (Statut n'est pas valide)")
+
+    monkeypatch.setattr(ctx.redmine, "create_issue", refuse)
+    monkeypatch.setattr(ctx.redmine, "update_issue", refuse)
+    work(ctx)
     failed = event(ctx, event_id)
     assert (failed.state, failed.attempts) == (EventState.failed, 1)
-    assert failed.last_error.startswith("RedmineRejected") and "Tracker is not included" in failed.last_error
+    assert failed.last_error.startswith("RedmineRejected") and "Statut n'est pas valide" in failed.last_error
 
 
 def test_an_event_left_processing_by_a_crashed_worker_is_done_by_the_next_one(ctx):
