@@ -32,7 +32,7 @@ from dataclasses import replace
 from app.claims.flows import claimed
 from app.context import Context, Refusal
 from app.templates import render
-from app.text import clean, subject_line
+from app.text import field_value, subject_line
 from integrations.redmine.schema import SERVICE_ROLE
 from integrations.redmine.interface import (
     FieldUnknown,
@@ -213,8 +213,9 @@ def find_operation(ctx: Context, tracker: str, key: str, parent_id: int | None =
 
 def ensure_ticket(ctx: Context, key: str, new: NewIssue) -> tuple[Issue, bool]:
     """The ticket with this operation key: found in Redmine, or created with the key. Its
-    subject on one line of at most 255 characters and its fields without bidirectional or control characters
-    (:func:`app.text.subject_line`, :func:`app.text.clean`): Redmine shows them as plain text."""
+    subject on one line of at most 255 characters, its fields without bidirectional or
+    control characters, one-line ones of at most 255 (:func:`app.text.subject_line`,
+    :func:`app.text.field_value`): Redmine shows them as plain text."""
     existing = find_operation(ctx, new.tracker, key, new.parent_id)
     if existing:
         return existing[0], False
@@ -223,7 +224,7 @@ def ensure_ticket(ctx: Context, key: str, new: NewIssue) -> tuple[Issue, bool]:
         existing = ctx.redmine.search_again(new.tracker, field, key) if contended else []
         if existing:
             return existing[0], False
-        fields = {name: clean(value) for name, value in new.custom_fields.items()} | {field: key}
+        fields = {name: field_value(value) for name, value in new.custom_fields.items()} | {field: key}
         return _create(ctx, replace(new, subject=subject_line(new.subject), custom_fields=fields)), True
 
 

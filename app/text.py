@@ -37,6 +37,14 @@ def subject_line(text: str) -> str:
     return line if len(line) <= SUBJECT_LENGTH else line[:SUBJECT_LENGTH - 1].rstrip() + "…"
 
 
+def field_value(text: str) -> str:
+    """A custom field's value as the service writes it: :func:`clean`; a one-line value cut
+    to 255 characters with "…" like a subject (an office may give a string field that
+    maximum length, and nothing the service copies needs more)."""
+    value = clean(text)
+    return value if "\n" in value or len(value) <= SUBJECT_LENGTH else value[:SUBJECT_LENGTH - 1].rstrip() + "…"
+
+
 def spreadsheet_cell(text: str) -> str:
     """:func:`clean`, and a value that a spreadsheet would read as a formula (starting with
     ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) prefixed with "'" (OWASP's CSV

@@ -268,6 +268,8 @@ class RedmineClient:
         return self._ids
 
     def _id(self, kind: str, name: str) -> int:
+        if name not in self._schema_ids()[kind]:
+            self._ids = None  # read again: the administrator may have enabled it since
         try:
             return self._schema_ids()[kind][name]
         except KeyError:

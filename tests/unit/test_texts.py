@@ -18,7 +18,7 @@ from app.letters import letter_docx, letter_text
 from app.litigation.case import Party, PartyRole
 from app.prevention import service as prevention
 from app.templates import TEXT_FORMATS, WORD_JOINER, escape, render
-from app.text import clean, file_stem, identity, spreadsheet_cell, subject_line
+from app.text import clean, field_value, file_stem, identity, spreadsheet_cell, subject_line
 from tests.unit.helpers import add_litigation, add_register, make_context
 from tests.unit.test_prevention import ctx as prevention_ctx  # noqa: F401 (fixture)
 from tests.unit.test_prevention import line, load, run, tickets
@@ -185,6 +185,25 @@ def test_subjects_on_one_line_within_redmines_255_characters():
     assert subject_line(f" Jean\n\r\tMartin {BIDI} ") == "Jean Martin"
     long = subject_line("Exécution — " + "Dupont " * 60)
     assert len(long) == 255 and long.endswith("…")
+
+
+def test_one_line_field_values_cut_at_255_characters_multi_line_ones_kept():
+    """Issue 15: a value copied into a string field an office limited to 255 characters
+    must not make Redmine refuse the ticket."""
+    assert field_value(f"Dupont{BIDI}") == "Dupont"
+    long = field_value("D" * 300)
+    assert len(long) == 255 and long.endswith("…")
+    lines = "Jean Dupont ; locataire\n" * 40
+    assert field_value(lines) == lines
+
+
+def test_a_ticket_is_made_with_its_long_values_cut(ctx):
+    from app.effects import ensure_ticket
+    from integrations.redmine.interface import NewIssue
+
+    ticket, _ = ensure_ticket(ctx, "k/1", NewIssue("Tâche gestionnaire", "T" * 300, "", custom_fields={
+        "N° mandat": "M" * 300}))
+    assert len(ticket.subject) == 255 and ticket.field("N° mandat") == "M" * 254 + "…"
 
 
 def test_a_very_long_name_or_reference_stops_no_run(prevention_ctx, tmp_path):  # noqa: F811
