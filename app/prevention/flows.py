@@ -6,6 +6,14 @@ Durable and idempotent: the run is a row (one per month and kind); each tenant's
 is recorded once its effects are done, and every effect is safe to repeat (the same
 file rewritten, Redmine tickets by operation key, attachments by name), so a crashed run
 is completed by the next one and never sends a letter twice.
+
+Each tenant on his own (issue 15): Redmine refusing one tenant's call ticket, hand-over or
+plan note (422: an assignee it cannot take, a value it will not store; a tracker or field
+missing; a write it ignored) stops no other tenant. The refusal is recorded
+(``prevention_refusals``), logged as a WARNING, named in the run's summary and in a note on
+the run's phase-file ticket, and the call or hand-over is tried again at each daily check
+of the month; the tenant's letter still goes. Redmine down (or refusing the service
+itself) still stops the run, which the next check resumes.
 """
 
 from __future__ import annotations
@@ -13,9 +21,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -23,12 +32,21 @@ from pathlib import Path
 
 from app.calendar import add_months, paris_date
 from app.context import Context
-from app.effects import attach_once, ensure_ticket, note_once
+from app.effects import attach_once, digest, ensure_ticket, find_operation, note_once
 from app.letters import DOCX, letter_docx, letters_docx
 from app.litigation.flows import register_of
 from app.prevention import service
 from app.prevention.ledger import parse_ledger, read_rows
-from app.prevention.models import CaseEnd, DebtorKind, LedgerImport, PreventionCase, PreventionRun, RunKind
+from app.prevention.models import (
+    CaseEnd,
+    DebtorKind,
+    LedgerImport,
+    PreventionCase,
+    PreventionRun,
+    RefusedStep,
+    Refusal,
+    RunKind,
+)
 from app.prevention.phases import (
     Arrears,
     debtor_kind,
@@ -41,8 +59,16 @@ from app.prevention.phases import (
     run_day,
 )
 from app.templates import render
-from app.text import file_stem, spreadsheet_cell
-from integrations.redmine.interface import Issue, NewIssue
+from app.text import file_stem, spreadsheet_cell, subject_line
+from integrations.redmine.interface import (
+    Issue,
+    NewIssue,
+    RedmineRejected,
+    RedmineWriteIgnored,
+    SchemaMissing,
+)
+
+log = logging.getLogger(__name__)
 
 CSV = "text/csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -83,15 +109,28 @@ class RunReport:
     suspended: int = 0  # plans honoured
     closed: int = 0  # tenants who paid
     files: list[int] | None = None  # phase-file tickets
+    refusals: list[Refusal] = field(default_factory=list)  # steps Redmine still refuses (issue 15)
+    resolved: int = 0  # steps refused before, made by this pass
 
     def __str__(self) -> str:
         head = f"relance du {self.run_on:%d/%m/%Y} ({self.kind.value}) : {self.state}"
+        refused = " ; ".join(f"{subject_line(r.tenant_ref)} ({_step_label(r)}) : {subject_line(r.message)}"
+                             for r in self.refusals)
+        if self.state == "déjà fait" and (self.refusals or self.resolved):  # a later check tried them again
+            return (f"{head} — reprise des refus de Redmine : {self.resolved} fait(s) après refus, "
+                    f"{len(self.refusals)} toujours refusé(s){f' : {refused}' if refused else ''}")
         if self.state != "fait":
             return head
         letters = ", ".join(f"lettre {p} × {n}" for p, n in sorted(self.letters.items())) or "aucune lettre"
         return (f"{head} — {letters}, {self.calls} appel(s), {self.handed_over} transmis au contentieux, "
                 f"{self.suspended} plan(s) respecté(s), {self.closed} soldé(s), "
-                f"fichiers : {', '.join(f'#{i}' for i in self.files or []) or 'aucun'}")
+                + (f"{len(self.refusals)} refus de Redmine ({refused}), " if self.refusals else "")
+                + f"fichiers : {', '.join(f'#{i}' for i in self.files or []) or 'aucun'}")
+
+
+def _step_label(refusal: Refusal) -> str:
+    return {RefusedStep.call: f"appel phase {refusal.phase}", RefusedStep.hand_over: "transmission au contentieux",
+            RefusedStep.plan_note: "note de plan rompu"}[refusal.step]
 
 
 def run_due(ctx: Context, on: date) -> list[RunReport]:
@@ -106,7 +145,7 @@ def run_due(ctx: Context, on: date) -> list[RunReport]:
             continue
         run = service.get_run(ctx.db, period, kind)
         if run is not None and run.finished_at is not None:
-            reports.append(RunReport(kind, run.run_on, "déjà fait", {}))
+            reports.append(_retry_done_run(ctx, run))
             continue
         ledger = service.latest_import(ctx.db, period, ctx.clock.now())
         if run is None and ledger is None:
@@ -122,6 +161,7 @@ def _run(ctx: Context, run: PreventionRun) -> RunReport:
     tenants = service.arrears(ctx.db, run.import_id)
     report = RunReport(run.kind, run.run_on, "fait", {})
     report.closed = len(service.close_paid(ctx.db, set(tenants), run.run_on))
+    steps = _Steps(ctx, run)
     at_phase: list[tuple[Arrears, PreventionCase, int]] = []
     for tenant in sorted(tenants.values(), key=lambda t: t.tenant_ref):
         case = service.open_case(ctx.db, tenant.tenant_ref,
@@ -129,7 +169,7 @@ def _run(ctx: Context, run: PreventionRun) -> RunReport:
                                  run.run_on)
         if case.end is CaseEnd.handed_over:
             continue  # followed by litigation now
-        if _plan_suspends(ctx, case, tenant, run.run_on):
+        if _plan_suspends(ctx, steps, case, tenant, run.run_on):
             report.suspended += 1
             continue
         phase = phase_for(len(tenant.terms), run.kind)
@@ -142,38 +182,176 @@ def _run(ctx: Context, run: PreventionRun) -> RunReport:
     for tenant, case, phase in at_phase:
         # Recorded last, once every effect is done: a crash before it redoes them (each is
         # idempotent); recorded already (this run, or an earlier one for the same terms): skipped.
+        # A step Redmine refuses is recorded as such and the letter still goes (issue 15).
         if service.letter_sent(ctx.db, tenant.tenant_ref, phase, tenant.terms_key) is None:
             _write_letter(ctx, run, tenant, phase)
             if phase == 2 or tenant.tenant_ref in sampled:  # P-6 every tenant, P-4 a random sample
-                _call_ticket(ctx, run, tenant, case, phase)
-        litigation = _hand_over(ctx, run, tenant, case) if phase == 3 else None
+                steps.attempt(case, tenant, phase, RefusedStep.call,
+                              lambda: _call_ticket(ctx, run, tenant, case, phase))
+        litigation = (steps.attempt(case, tenant, phase, RefusedStep.hand_over,
+                                    lambda: _hand_over(ctx, run, tenant, case)) if phase == 3 else None)
         service.record_letter(ctx.db, run.id, case.id, tenant.tenant_ref, phase, tenant.terms_key,
                               str(_letter_path(ctx, run, tenant, phase)), ctx.clock.now())
         if litigation is not None:  # last: until then, a resumed run finds the case at phase 3 again
             service.update_case(ctx.db, case.id, end=CaseEnd.handed_over, litigation_issue_id=litigation.id)
+    _retry_refused(ctx, run, steps)  # calls refused by an earlier attempt of this run, its letters recorded
 
     sent = service.run_letters(ctx.db, run.id)
+    refusals = service.run_refusals(ctx.db, run.id)
+    report.refusals = [r for r in refusals if r.resolved_at is None]
+    report.resolved = steps.resolved
     report.letters = dict(Counter(letter.phase for letter, _ in sent))
-    report.calls = sum(1 for letter, _ in sent if letter.phase == 2 or letter.tenant_ref in sampled)
-    report.handed_over = sum(1 for letter, _ in sent if letter.phase == 3)
-    report.files = _phase_files(ctx, run, tenants)
+    report.calls = (sum(1 for letter, _ in sent if letter.phase == 2 or letter.tenant_ref in sampled)
+                    - sum(1 for r in report.refusals if r.step is RefusedStep.call))
+    report.handed_over = (sum(1 for letter, _ in sent if letter.phase == 3)
+                          - sum(1 for r in report.refusals if r.step is RefusedStep.hand_over))
+    files = _phase_files(ctx, run, tenants)
+    report.files = [ticket.id for ticket in files.values()]
+    _note_refusals(ctx, run, files, refusals)
     service.finish_run(ctx.db, run.id, str(report), ctx.clock.now())
     return report
 
 
-def _plan_suspends(ctx: Context, case: PreventionCase, tenant: Arrears, on: date) -> bool:
+def _plan_suspends(ctx: Context, steps: _Steps, case: PreventionCase, tenant: Arrears, on: date) -> bool:
     """P-5: an accepted plan suspends the phases while honoured; the first missed instalment
-    ends it (noted on its ticket) and the phases resume."""
+    ends it (noted on its ticket) and the phases resume. The ledger decides: a note Redmine
+    refuses (the plan's ticket deleted, moved) is reported, and the plan ends all the same."""
     if case.plan_accepted_on is None or case.plan_broken_on is not None:
         return False
     allowed = plan_allowed_balance(case.plan_start_balance, case.plan_months, case.plan_accepted_on, on)
     if tenant.balance <= allowed:
         return True
-    ticket = ctx.redmine.get_issue(case.plan_issue_id)
-    note_once(ctx, ticket, f"P-5/plan-rompu/{case.plan_accepted_on}/{on}",
-              render("prevention_plan_broken", on=on, balance=tenant.balance, allowed=allowed))
+    steps.attempt(case, tenant, None, RefusedStep.plan_note, lambda: note_once(
+        ctx, ctx.redmine.get_issue(case.plan_issue_id), f"P-5/plan-rompu/{case.plan_accepted_on}/{on}",
+        render("prevention_plan_broken", on=on, balance=tenant.balance, allowed=allowed)) or True)
     service.update_case(ctx.db, case.id, plan_broken_on=on)
     return False
+
+
+# --- issue 15: one tenant's refusal stops no other ------------------------------------------------
+# What Redmine may refuse for one tenant: a 422 (an assignee it cannot take, a value it will
+# not store), a tracker or field missing from the project, a write it ignored. Redmine down
+# (RedmineUnavailable: no answer, 5xx, a claim held elsewhere) is not among them: it stops the run.
+REFUSALS = (RedmineRejected, SchemaMissing, RedmineWriteIgnored)
+
+
+@dataclass
+class _Steps:
+    """The Redmine steps of one pass over a run: each tenant's refusal caught for that
+    tenant, recorded, logged; a step refused before and made now resolved."""
+
+    ctx: Context
+    run: PreventionRun
+    pending: set[tuple[int, RefusedStep]] = field(init=False)  # refused, not made yet (any run): case, step
+    tried: set[tuple[int, RefusedStep]] = field(default_factory=set)
+    resolved: int = 0
+
+    def __post_init__(self) -> None:
+        self.pending = service.unresolved_refusals(self.ctx.db)
+
+    def attempt(self, case: PreventionCase, tenant: Arrears, phase: int | None, step: RefusedStep,
+                make: Callable[[], Issue | bool]) -> Issue | bool | None:
+        """``make()``'s ticket (or True); None when Redmine refused it for this tenant."""
+        ctx = self.ctx
+        self.tried.add((case.id, step))
+        try:
+            made = make()
+        except REFUSALS as exc:
+            # Refused as a whole (key revoked, account locked) is no tenant's refusal: every
+            # other tenant would be refused too. The ping raises then, and the run stops.
+            ctx.redmine.ping()
+            log.warning("relance du %s (%s) : %s refusé(e) par Redmine pour le locataire « %s » — %s",
+                        f"{self.run.run_on:%d/%m/%Y}", self.run.kind.value, step.value,
+                        subject_line(tenant.tenant_ref), exc)
+            service.record_refusal(ctx.db, self.run.id, case.id, tenant.tenant_ref, phase, step, str(exc),
+                                   ctx.clock.now())
+            return None
+        if (case.id, step) in self.pending:
+            service.resolve_refusals(ctx.db, case.id, step, made.id if isinstance(made, Issue) else None,
+                                     ctx.clock.now())
+            self.pending.discard((case.id, step))
+            self.resolved += 1
+        return made
+
+
+def _retry_refused(ctx: Context, run: PreventionRun, steps: _Steps) -> tuple[int, int]:
+    """The calls and hand-overs of the run that Redmine refused and this pass has not tried
+    yet, tried again: (calls, hand-overs) made. One no longer needed (the tenant has paid,
+    or a later run handed him over) is resolved without a ticket."""
+    todo = [r for r in service.run_refusals(ctx.db, run.id) if r.resolved_at is None
+            and r.step is not RefusedStep.plan_note and (r.case_id, r.step) not in steps.tried]
+    if not todo:
+        return 0, 0
+    tenants = service.arrears(ctx.db, run.import_id)
+    calls = hand_overs = 0
+    for refusal in todo:
+        case = service.get_case(ctx.db, refusal.case_id)
+        tenant = tenants.get(refusal.tenant_ref)
+        if tenant is None or case.closed_on is not None or case.end is CaseEnd.handed_over:
+            service.resolve_refusals(ctx.db, case.id, refusal.step, None, ctx.clock.now())
+        elif refusal.step is RefusedStep.call:
+            phase = refusal.phase
+            calls += steps.attempt(case, tenant, phase, RefusedStep.call,
+                                   lambda: _call_ticket(ctx, run, tenant, case, phase)) is not None
+        else:
+            litigation = steps.attempt(case, tenant, refusal.phase, RefusedStep.hand_over,
+                                       lambda: _hand_over(ctx, run, tenant, case))
+            if litigation is not None:
+                service.update_case(ctx.db, case.id, end=CaseEnd.handed_over, litigation_issue_id=litigation.id)
+                hand_overs += 1
+    return calls, hand_overs
+
+
+def _retry_done_run(ctx: Context, run: PreventionRun) -> RunReport:
+    """A run done: what Redmine refused in it is tried again (each daily check, until the
+    month ends); once some is made, a note on the run's phase file says so."""
+    report = RunReport(run.kind, run.run_on, "déjà fait", {})
+    if not any(r.resolved_at is None for r in service.run_refusals(ctx.db, run.id)):
+        return report
+    steps = _Steps(ctx, run)
+    report.calls, report.handed_over = _retry_refused(ctx, run, steps)
+    refusals = service.run_refusals(ctx.db, run.id)
+    report.refusals = [r for r in refusals if r.resolved_at is None]
+    report.resolved = steps.resolved
+    if steps.resolved:
+        _note_refusals(ctx, run, _existing_phase_files(ctx, run), refusals)
+    return report
+
+
+def _note_refusals(ctx: Context, run: PreventionRun, files: dict[int, Issue], refusals: list[Refusal]) -> None:
+    """One French note per phase-file ticket: its phase's refusals — the tenant's reference
+    only, what Redmine refused and why, what to do — and those made since. A refusal without
+    a file of its phase in the run (a plan note) goes on the run's first file; with no file
+    at all (a run that sent no letter), it is logged as an ERROR and stays in the summary.
+    Keyed by the run and the refusals' state: posted once for each new state."""
+    by_file: dict[int, list[Refusal]] = {}
+    for refusal in refusals:
+        phase = refusal.phase if refusal.phase in files else min(files, default=None)
+        if phase is None:
+            if refusal.resolved_at is None:
+                log.error("relance du %s (%s) : aucun ticket Fichier de relance pour signaler le refus de Redmine "
+                          "(%s, locataire « %s ») — %s", f"{run.run_on:%d/%m/%Y}", run.kind.value, refusal.step.value,
+                          subject_line(refusal.tenant_ref), refusal.message)
+            continue
+        by_file.setdefault(phase, []).append(refusal)
+    for phase, group in sorted(by_file.items()):
+        key = f"P-7/refus/{run.period}/{run.kind.value}/" + digest(
+            *[(r.tenant_ref, r.step.value, r.message, r.resolved_at is None, r.issue_id) for r in group])
+        refused = [r for r in group if r.resolved_at is None]
+        note_once(ctx, ctx.redmine.get_issue(files[phase].id), key, render(
+            "prevention_refusals", today=run.run_on, refused=refused, done=[r for r in group if r.resolved_at],
+            steps={r.step.value for r in refused}))
+
+
+def _existing_phase_files(ctx: Context, run: PreventionRun) -> dict[int, Issue]:
+    """The phase-file tickets a finished run made."""
+    tracker = ctx.settings.trackers.prevention_file
+    files = {}
+    for phase in sorted({letter.phase for letter, _ in service.run_letters(ctx.db, run.id)}):
+        found = find_operation(ctx, tracker, _file_key(run, phase))
+        if found:
+            files[phase] = found[0]
+    return files
 
 
 # --- what a tenant gets --------------------------------------------------------------------
@@ -263,16 +441,21 @@ FILE_COLUMNS = ["Réf. locataire", "Nom", "Lot", "Agence", "Secteur", "Télépho
                 "Termes impayés", "Échéances impayées", "Solde dû", "Plan d'apurement possible"]
 
 
-def _phase_files(ctx: Context, run: PreventionRun, tenants: dict[str, Arrears]) -> list[int]:
+def _file_key(run: PreventionRun, phase: int) -> str:
+    return f"P-7/fichier/{run.period}/{phase}"
+
+
+def _phase_files(ctx: Context, run: PreventionRun, tenants: dict[str, Arrears]) -> dict[int, Issue]:
     """One ``Fichier de relance`` ticket per phase of the run: the list (CSV and Excel) and
-    the merged letters, for its recipients."""
+    the merged letters, for its recipients. Every tenant with a letter is listed, his call
+    or hand-over refused by Redmine or not (issue 15)."""
     s = ctx.settings
     r = s.routing
     recipients = {1: r.prevention_group, 2: r.cesf_group, 3: r.social_litigation_group}  # P-7/P-8, P-9, P-10
     by_phase: dict[int, list] = {}
     for letter, kind in service.run_letters(ctx.db, run.id):
         by_phase.setdefault(letter.phase, []).append((tenants[letter.tenant_ref], kind))
-    made = []
+    made = {}
     for phase, rows in sorted(by_phase.items()):
         stem = f"relance-phase-{phase}-{run.period}"
         files = {f"{stem}.csv": (_csv(ctx, rows), CSV), f"{stem}.xlsx": (_xlsx(ctx, rows), XLSX),
@@ -280,16 +463,18 @@ def _phase_files(ctx: Context, run: PreventionRun, tenants: dict[str, Arrears]) 
                                                         for t, _ in rows]), DOCX)}
         for name, (content, _) in files.items():
             (_run_dir(ctx, run) / name).write_bytes(content)
-        ticket, _ = ensure_ticket(ctx, f"P-7/fichier/{run.period}/{phase}", NewIssue(
+        ticket, created = ensure_ticket(ctx, _file_key(run, phase), NewIssue(
             tracker=s.trackers.prevention_file,
             subject=f"Fichier de relance phase {phase} — {run.period} ({len(rows)} locataire(s))",
             description=render("prevention_file", phase=phase, period=run.period, count=len(rows), today=run.run_on,
                                csv=f"{stem}.csv", xlsx=f"{stem}.xlsx", letters=f"{stem}-lettres.docx",
                                reference_until=add_months(run.run_on, s.prevention.reference_months)),
             assigned_to_id=ctx.principal(recipients[phase])))
+        if not created:  # found by a search (a resumed run), which gives no attachments: read it
+            ticket = ctx.redmine.get_issue(ticket.id)
         for name, (content, content_type) in files.items():
             attach_once(ctx, ticket, name, content, content_type, f"Fichier {name} (règles P-7 … P-10).")
-        made.append(ticket.id)
+        made[phase] = ticket
     return made
 
 

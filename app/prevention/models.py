@@ -1,6 +1,7 @@
 """The prevention store: imported ledgers, tenants' arrears episodes, monthly runs and the
 letters sent (P-1 … P-13). Redmine holds the phone follow-ups, phase files and hand-overs;
-this store holds what Redmine cannot: the ledger and which letter went for which terms.
+this store holds what Redmine cannot: the ledger, which letter went for which terms, and
+what Redmine refused during a run (tried again, reported until done).
 """
 
 from __future__ import annotations
@@ -128,3 +129,32 @@ class Letter(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (UniqueConstraint("tenant_ref", "phase", "terms_key", name="uq_prevention_letters_once"),)
+
+
+class RefusedStep(str, enum.Enum):
+    """What Redmine may refuse for one tenant during a run (issue 15): the others go on."""
+
+    call = "appel"  # P-4, P-6: the Relance impayés ticket
+    hand_over = "transmission"  # P-10, P-12 → C-3: the Contentieux ticket
+    plan_note = "plan"  # P-5: the note of a broken plan on its ticket
+
+
+class Refusal(Base):
+    """A step Redmine refused (422, a tracker or field missing, a write it ignored) for one
+    tenant of a run: kept so that a resumed run still reports it, and so that later checks
+    try the call or the hand-over again (``resolved_at`` once made, with its ticket)."""
+
+    __tablename__ = "prevention_refusals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("prevention_runs.id"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("prevention_cases.id"))
+    tenant_ref: Mapped[str] = mapped_column(String(60))
+    phase: Mapped[int | None] = mapped_column(Integer)  # the letter's phase; none for a plan note
+    step: Mapped[RefusedStep] = mapped_column(Enum(RefusedStep, native_enum=False, length=20))
+    message: Mapped[str] = mapped_column(Text)  # Redmine's answer, as the service words it
+    refused_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the last time it was refused
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    issue_id: Mapped[int | None] = mapped_column(Integer)  # the ticket made once accepted
+
+    __table_args__ = (UniqueConstraint("run_id", "tenant_ref", "step", name="uq_prevention_refusals_once"),)

@@ -7,7 +7,7 @@ from dataclasses import asdict, fields
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.database import Database, insert_for
@@ -20,6 +20,8 @@ from app.prevention.models import (
     Letter,
     PreventionCase,
     PreventionRun,
+    RefusedStep,
+    Refusal,
     RunKind,
 )
 from app.prevention.phases import Arrears, Term
@@ -116,6 +118,13 @@ def open_case(db: Database, tenant_ref: str, kind_of, on: date) -> PreventionCas
         return case
 
 
+def get_case(db: Database, case_id: int) -> PreventionCase:
+    with db.session() as session:
+        case = session.get(PreventionCase, case_id)
+        session.expunge(case)
+        return case
+
+
 def update_case(db: Database, case_id: int, **values) -> None:
     with db.session() as session:
         case = session.get(PreventionCase, case_id)
@@ -169,6 +178,44 @@ def cases_of(db: Database, tenant_ref: str | None = None) -> list[tuple[Preventi
         for letter in session.scalars(select(Letter).order_by(Letter.created_at)):
             letters[letter.case_id].append(letter)
         return [(c, letters[c.id]) for c in cases]
+
+
+# --- refusals (issue 15) ------------------------------------------------------------------
+MESSAGE_LENGTH = 500  # Redmine's messages are short; a longer one is cut
+
+
+def record_refusal(db: Database, run_id: int, case_id: int, tenant_ref: str, phase: int | None, step: RefusedStep,
+                   message: str, now: datetime) -> None:
+    """The step refused for the tenant in this run: recorded once, its message and time
+    those of the last refusal (a resumed run or a later check refused again)."""
+    message = message if len(message) <= MESSAGE_LENGTH else message[:MESSAGE_LENGTH - 1] + "…"
+    with db.session() as session:
+        insert = insert_for(session)(Refusal).values(run_id=run_id, case_id=case_id, tenant_ref=tenant_ref, phase=phase,
+                                                      step=step, message=message, refused_at=now)
+        session.execute(insert.on_conflict_do_update(index_elements=["run_id", "tenant_ref", "step"],
+                                                     set_={"message": message, "refused_at": now}))
+
+
+def resolve_refusals(db: Database, case_id: int, step: RefusedStep, issue_id: int | None, now: datetime) -> None:
+    """The step is done now (or no longer needed): its refusals, of any run of the case, resolved."""
+    with db.session() as session:
+        session.execute(update(Refusal).where(Refusal.case_id == case_id, Refusal.step == step,
+                                              Refusal.resolved_at.is_(None)).values(resolved_at=now, issue_id=issue_id))
+
+
+def run_refusals(db: Database, run_id: int) -> list[Refusal]:
+    """The refusals of a run, resolved or not, by phase and tenant."""
+    with db.session() as session:
+        refusals = list(session.scalars(select(Refusal).where(Refusal.run_id == run_id)))
+        session.expunge_all()
+    return sorted(refusals, key=lambda r: (r.phase or 0, r.tenant_ref, r.step.value))
+
+
+def unresolved_refusals(db: Database) -> set[tuple[int, RefusedStep]]:
+    """(case, step) of every refusal not resolved yet, of any run."""
+    with db.session() as session:
+        return {(case_id, step) for case_id, step in session.execute(
+            select(Refusal.case_id, Refusal.step).where(Refusal.resolved_at.is_(None)))}
 
 
 # --- for the legal watch ---------------------------------------------------------------------
