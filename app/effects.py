@@ -33,7 +33,7 @@ from app.claims.flows import claimed
 from app.context import Context, Refusal
 from app.templates import render
 from app.text import field_value, subject_line
-from integrations.redmine.schema import SERVICE_ROLE
+from integrations.redmine.schema import SERVICE_ROLE, build_spec
 from integrations.redmine.interface import (
     FieldUnknown,
     Issue,
@@ -224,7 +224,9 @@ def ensure_ticket(ctx: Context, key: str, new: NewIssue) -> tuple[Issue, bool]:
         existing = ctx.redmine.search_again(new.tracker, field, key) if contended else []
         if existing:
             return existing[0], False
-        fields = {name: field_value(value) for name, value in new.custom_fields.items()} | {field: key}
+        one_line = {f.name for f in build_spec(ctx.settings).custom_fields if f.format == "string"}
+        fields = {name: field_value(value, name in one_line) for name, value in new.custom_fields.items()}
+        fields[field] = key
         return _create(ctx, replace(new, subject=subject_line(new.subject), custom_fields=fields)), True
 
 

@@ -37,12 +37,13 @@ def subject_line(text: str) -> str:
     return line if len(line) <= SUBJECT_LENGTH else line[:SUBJECT_LENGTH - 1].rstrip() + "…"
 
 
-def field_value(text: str) -> str:
-    """A custom field's value as the service writes it: :func:`clean`; a one-line value cut
-    to 255 characters with "…" like a subject (an office may give a string field that
-    maximum length, and nothing the service copies needs more)."""
+def field_value(text: str, one_line: bool = False) -> str:
+    """A custom field's value as the service writes it: :func:`clean`; the value of a
+    one-line (string) field cut to 255 characters with "…" like a subject (an office may
+    give such a field that maximum length, and nothing the service copies needs more).
+    A text field's value is never cut (``Débiteurs`` is read back line by line)."""
     value = clean(text)
-    return value if "\n" in value or len(value) <= SUBJECT_LENGTH else value[:SUBJECT_LENGTH - 1].rstrip() + "…"
+    return value if not one_line or len(value) <= SUBJECT_LENGTH else value[:SUBJECT_LENGTH - 1].rstrip() + "…"
 
 
 def spreadsheet_cell(text: str) -> str:

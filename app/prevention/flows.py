@@ -44,7 +44,7 @@ from app.prevention.models import (
     PreventionCase,
     PreventionRun,
     RefusedStep,
-    Refusal,
+    PreventionRefusal,
     RunKind,
 )
 from app.prevention.phases import (
@@ -109,7 +109,7 @@ class RunReport:
     suspended: int = 0  # plans honoured
     closed: int = 0  # tenants who paid
     files: list[int] | None = None  # phase-file tickets
-    refusals: list[Refusal] = field(default_factory=list)  # steps Redmine still refuses (issue 15)
+    refusals: list[PreventionRefusal] = field(default_factory=list)  # steps Redmine still refuses (issue 15)
     resolved: int = 0  # steps refused before, made by this pass
 
     def __str__(self) -> str:
@@ -128,7 +128,7 @@ class RunReport:
                 + f"fichiers : {', '.join(f'#{i}' for i in self.files or []) or 'aucun'}")
 
 
-def _step_label(refusal: Refusal) -> str:
+def _step_label(refusal: PreventionRefusal) -> str:
     return {RefusedStep.call: f"appel phase {refusal.phase}", RefusedStep.hand_over: "transmission au contentieux",
             RefusedStep.plan_note: "note de plan rompu"}[refusal.step]
 
@@ -266,6 +266,9 @@ class _Steps:
             service.record_refusal(ctx.db, self.run.id, case.id, tenant.tenant_ref, phase, step, str(exc),
                                    ctx.clock.now())
             return None
+        for fallback in ctx.refusals:  # made all the same, for another assignee: the ticket says why
+            log.warning("relance du %s : %s — %s", f"{self.run.run_on:%d/%m/%Y}", fallback.what, fallback.reason)
+        ctx.refusals.clear()
         if (case.id, step) in self.pending:
             service.resolve_refusals(ctx.db, case.id, step, made.id if isinstance(made, Issue) else None,
                                      ctx.clock.now())
@@ -318,13 +321,13 @@ def _retry_done_run(ctx: Context, run: PreventionRun) -> RunReport:
     return report
 
 
-def _note_refusals(ctx: Context, run: PreventionRun, files: dict[int, Issue], refusals: list[Refusal]) -> None:
+def _note_refusals(ctx: Context, run: PreventionRun, files: dict[int, Issue], refusals: list[PreventionRefusal]) -> None:
     """One French note per phase-file ticket: its phase's refusals — the tenant's reference
     only, what Redmine refused and why, what to do — and those made since. A refusal without
     a file of its phase in the run (a plan note) goes on the run's first file; with no file
     at all (a run that sent no letter), it is logged as an ERROR and stays in the summary.
     Keyed by the run and the refusals' state: posted once for each new state."""
-    by_file: dict[int, list[Refusal]] = {}
+    by_file: dict[int, list[PreventionRefusal]] = {}
     for refusal in refusals:
         phase = refusal.phase if refusal.phase in files else min(files, default=None)
         if phase is None:

@@ -139,7 +139,7 @@ class RefusedStep(str, enum.Enum):
     plan_note = "plan"  # P-5: the note of a broken plan on its ticket
 
 
-class Refusal(Base):
+class PreventionRefusal(Base):
     """A step Redmine refused (422, a tracker or field missing, a write it ignored) for one
     tenant of a run: kept so that a resumed run still reports it, and so that later checks
     try the call or the hand-over again (``resolved_at`` once made, with its ticket)."""

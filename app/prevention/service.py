@@ -21,7 +21,7 @@ from app.prevention.models import (
     PreventionCase,
     PreventionRun,
     RefusedStep,
-    Refusal,
+    PreventionRefusal,
     RunKind,
 )
 from app.prevention.phases import Arrears, Term
@@ -190,7 +190,7 @@ def record_refusal(db: Database, run_id: int, case_id: int, tenant_ref: str, pha
     those of the last refusal (a resumed run or a later check refused again)."""
     message = message if len(message) <= MESSAGE_LENGTH else message[:MESSAGE_LENGTH - 1] + "…"
     with db.session() as session:
-        insert = insert_for(session)(Refusal).values(run_id=run_id, case_id=case_id, tenant_ref=tenant_ref, phase=phase,
+        insert = insert_for(session)(PreventionRefusal).values(run_id=run_id, case_id=case_id, tenant_ref=tenant_ref, phase=phase,
                                                       step=step, message=message, refused_at=now)
         session.execute(insert.on_conflict_do_update(index_elements=["run_id", "tenant_ref", "step"],
                                                      set_={"message": message, "refused_at": now}))
@@ -199,14 +199,14 @@ def record_refusal(db: Database, run_id: int, case_id: int, tenant_ref: str, pha
 def resolve_refusals(db: Database, case_id: int, step: RefusedStep, issue_id: int | None, now: datetime) -> None:
     """The step is done now (or no longer needed): its refusals, of any run of the case, resolved."""
     with db.session() as session:
-        session.execute(update(Refusal).where(Refusal.case_id == case_id, Refusal.step == step,
-                                              Refusal.resolved_at.is_(None)).values(resolved_at=now, issue_id=issue_id))
+        session.execute(update(PreventionRefusal).where(PreventionRefusal.case_id == case_id, PreventionRefusal.step == step,
+                                              PreventionRefusal.resolved_at.is_(None)).values(resolved_at=now, issue_id=issue_id))
 
 
-def run_refusals(db: Database, run_id: int) -> list[Refusal]:
+def run_refusals(db: Database, run_id: int) -> list[PreventionRefusal]:
     """The refusals of a run, resolved or not, by phase and tenant."""
     with db.session() as session:
-        refusals = list(session.scalars(select(Refusal).where(Refusal.run_id == run_id)))
+        refusals = list(session.scalars(select(PreventionRefusal).where(PreventionRefusal.run_id == run_id)))
         session.expunge_all()
     return sorted(refusals, key=lambda r: (r.phase or 0, r.tenant_ref, r.step.value))
 
@@ -215,7 +215,7 @@ def unresolved_refusals(db: Database) -> set[tuple[int, RefusedStep]]:
     """(case, step) of every refusal not resolved yet, of any run."""
     with db.session() as session:
         return {(case_id, step) for case_id, step in session.execute(
-            select(Refusal.case_id, Refusal.step).where(Refusal.resolved_at.is_(None)))}
+            select(PreventionRefusal.case_id, PreventionRefusal.step).where(PreventionRefusal.resolved_at.is_(None)))}
 
 
 # --- for the legal watch ---------------------------------------------------------------------
