@@ -16,9 +16,9 @@ found it missing make it once — the second reads Redmine again and finds it.
 
 Refused, not broken (issue 15): an assignee Redmine refuses (a locked account, a group when
 group assignment is off, a person without an assignable role) is replaced by the litigation
-group, then by nobody, the reason written where the ticket or the note says so; a parent
-Redmine refuses (a closed register) is left out. A step refused all the same is a
-``Refusal`` of the unit of work, told on its ticket by ``report_refusals``.
+group, then by nobody, the reason written where the ticket or the note says so. A step
+refused all the same is a ``Refusal`` of the unit of work, told on its ticket by
+``report_refusals`` (``attempt`` runs a step so).
 """
 
 from __future__ import annotations
@@ -231,32 +231,26 @@ def ensure_ticket(ctx: Context, key: str, new: NewIssue) -> tuple[Issue, bool]:
 
 
 def _create(ctx: Context, new: NewIssue) -> Issue:
-    """Create the ticket; an assignee Redmine refuses: the litigation group, then nobody; a
-    parent it refuses (closed): none. A ticket made so says why in its description, and the
-    refusal is told on the unit of work's ticket."""
+    """Create the ticket; an assignee Redmine refuses: the litigation group, then nobody, the
+    ticket's description saying why, and the refusal told on the ticket above it (or the
+    unit of work's). Any other refusal (a closed parent, an invalid value) is raised: a
+    ticket made without its parent would not be found among the parent's children again."""
     try:
         return ctx.redmine.create_issue(new)
     except RedmineRejected as exc:
+        if new.assigned_to_id is None:
+            raise
         first = exc
-    parents = [new.parent_id, None] if new.parent_id is not None else [None]
-    options = [(assignee, told, parent_id) for parent_id in parents
-               for assignee, told in _assignees(ctx, new.assigned_to_id)]
-    for assignee, told, parent_id in options[1:]:  # the first is the one refused
-        why = [told] if told else []
-        if parent_id is None and new.parent_id is not None:
-            why.append(f"il n'est pas sous-tâche du ticket #{new.parent_id}")
+    for assignee, told in _assignees(ctx, new.assigned_to_id)[1:]:  # the first is the one refused
         said = new.description + "\n\n" + render("not_as_planned", what="Ce ticket", done="créé",
-                                                 reason=_reason(first), fallback=" ; ".join(why))
+                                                 reason=_reason(first), fallback=told)
         try:
-            made = ctx.redmine.create_issue(replace(new, assigned_to_id=assignee, parent_id=parent_id,
-                                                    description=said))
+            made = ctx.redmine.create_issue(replace(new, assigned_to_id=assignee, description=said))
         except RedmineRejected:
             continue
-        refused(ctx, f"créer « {new.subject} » tel que prévu : le ticket #{made.id} est créé, mais "
-                     f"{' ; '.join(why)}", first,
-                "vérifier que la personne prévue est active et membre du projet avec un rôle assignable (ou "
-                "que l'assignation aux groupes est permise), et que le ticket parent est ouvert ; puis "
-                "réassigner ou rattacher le ticket", issue_id=new.parent_id)
+        refused(ctx, f"assigner « {new.subject} » comme prévu : le ticket #{made.id} est créé, mais {told}", first,
+                "vérifier que la personne prévue est active et membre du projet avec un rôle assignable (ou que "
+                "l'assignation aux groupes est permise), puis réassigner le ticket", issue_id=new.parent_id)
         return made
     raise first
 

@@ -214,6 +214,7 @@ def _fire_forfeiture(ctx: Context, issue: Issue, deadline: Deadline, late_contex
     due_on = paris_date(deadline.due_at)
     register = register_of(ctx, file.mandate_number)
     gestionnaire = gestionnaire_of(ctx, register)
+    parent = register if register is not None and not register.closed else None  # Redmine refuses a closed one
 
     filename = f"decheance-garantie-contentieux-{issue.id}-{due_on:%Y%m%d}.docx"
     if filename not in issue.attachments:
@@ -230,7 +231,7 @@ def _fire_forfeiture(ctx: Context, issue: Issue, deadline: Deadline, late_contex
         description=render("mandate_loss", litigation_id=issue.id, mandate_number=file.mandate_number,
                            owner_ref=file.owner_ref, requested_on=requested_on, days=s.deadlines.provision_days,
                            due_on=due_on),
-        parent_id=register.id if register else None,
+        parent_id=parent.id if parent else None,
         assigned_to_id=gestionnaire,
         custom_fields={f.mandate_number: file.mandate_number}))
     relate_once(ctx, issue, loss.id)
