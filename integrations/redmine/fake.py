@@ -38,6 +38,7 @@ class FakeRedmine:
         self.service_user_id = service_user_id
         self.down = False
         self.writes = 0
+        self.schema_report = SchemaReport([], [], [], [], [])  # what check_schema answers (issue 15)
         self.files: dict[tuple[int, str], bytes] = {}
         self._next_issue = 1
         self._next_journal = 1
@@ -183,7 +184,8 @@ class FakeRedmine:
         return self.principals.get(name)
 
     def check_schema(self) -> SchemaReport:
-        return SchemaReport([], [], [], [], [])
+        self._up()
+        return self.schema_report
 
     def ping(self) -> None:
         self._up()
