@@ -29,6 +29,7 @@ from app.processing.flows import deadline_rules, work
 from app.writeoffs import flows as writeoffs_flows
 from integrations.redmine.interface import RedmineError
 from integrations.redmine.schema import build_spec
+from integrations.redmine.script_check import ScriptCheckFailed, how_to_run, run_script_check
 
 cli = typer.Typer(help="Recouvrement : procédure de recouvrement des impayés, au côté de Redmine.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -331,36 +332,47 @@ def events_purge(now: NowOption = None) -> None:
 
 
 @redmine_cli.command("check")
-def redmine_check() -> None:
-    """Vérifier que Redmine a chaque tracker, champ et statut nécessaires."""
+def redmine_check(
+    redmine_dir: Annotated[Optional[str], typer.Option(
+        "--redmine-dir", envvar="RECOUVREMENT_REDMINE_DIR",
+        help="Racine du Redmine installé sur cette machine (Debian : /usr/share/redmine) : vérifie aussi, par "
+             "provision.rb --check, ce que l'API REST ne montre pas")] = None,
+) -> None:
+    """Vérifier que Redmine a chaque tracker, champ et statut nécessaires, et qu'il est
+    configuré pour le service (issue 15) : champs visibles et modifiables par son rôle,
+    assignation aux groupes, groupes actifs, compte du service actif, formatage du texte."""
     ctx = _context(migrate=False)
+    spec = build_spec(ctx.settings)
+    role = spec.service_role["name"]
     try:
-        ctx.redmine.ping()
         report = ctx.redmine.check_schema()
     except RedmineError as exc:
         _fail(str(exc))
-    for label, names in (("tracker manquant", report.missing_trackers),
-                         ("champ personnalisé manquant", report.missing_fields),
-                         ("statut manquant", report.missing_statuses),
-                         ("champ à corriger", report.field_problems)):
-        for name in names:
-            typer.echo(f"{label} : {name}")
-    role = build_spec(ctx.settings).service_role["name"]
-    for permission in report.missing_permissions:
-        typer.echo(f"permission manquante au rôle « {role} » : {permission}")
-    for permission in report.extra_permissions:
-        typer.echo(f"permission en trop au rôle « {role} » : {permission} (inutile au service : à retirer)")
-    for problem in report.account_problems:
-        typer.echo(f"droits en trop : {problem}")
-    for note in report.notes:
+    script = None
+    if redmine_dir:
+        try:
+            script = run_script_check(spec, redmine_dir)
+        except ScriptCheckFailed as exc:
+            for line in report.problems(role):
+                typer.echo(line)
+            _fail(f"vérification par le script de provisionnement impossible : {exc}")
+    problems = report.problems(role, script_checked=script is not None) + (script.problems if script else [])
+    for line in problems:
+        typer.echo(line)
+    for note in report.notes + ([] if script else [how_to_run()]):
         typer.echo(f"note : {note}")
+    for information in script.information if script else []:
+        typer.echo(f"information : {information}")
     if not report.ok:
         _fail("schéma Redmine incomplet (voir integrations/redmine/provision.rb)")
     if report.extra_permissions:
         _fail(f"rôle « {role} » trop large : relancer integrations/redmine/provision.rb, qui retire ces permissions")
     if report.account_problems:
         _fail("compte du service trop puissant : retirer les droits ci-dessus (le service n'en a pas besoin)")
-    typer.echo(f"Redmine conforme : projet {ctx.settings.project}, {len(build_spec(ctx.settings).trackers)} trackers")
+    if problems:
+        _fail("configuration de Redmine à corriger : voir les lignes ci-dessus")
+    checked = "API et script de provisionnement" if script else "API seule : voir la note"
+    typer.echo(f"Redmine conforme : projet {ctx.settings.project}, {len(spec.trackers)} trackers ({checked})")
 
 
 @redmine_cli.command("spec")

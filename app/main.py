@@ -9,6 +9,7 @@ works the inbox; the other jobs run on the replica holding the scheduler lease
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from fastapi import FastAPI
 from app.calendar import PARIS
 from app.context import Context
 from app.deadlines.scheduled import tick_job
+from app.health.configuration import ConfigurationCheck
 from app.health.heartbeats import Heartbeats
 from app.health.views import Readiness
 from app.health.views import router as health_router
@@ -76,18 +78,25 @@ def make_scheduler(ctx: Context, leadership: Leadership, heartbeats: Heartbeats)
     return scheduler
 
 
-def create_app(ctx: Context, run_jobs: bool = False) -> FastAPI:
+def create_app(ctx: Context, run_jobs: bool = False, check_configuration: bool | None = None) -> FastAPI:
+    """``check_configuration`` (default: with the jobs, as `serve` runs): the Redmine
+    configuration is checked at start, in the background, each problem logged as a WARNING
+    (issue 15); the service starts whatever the result."""
     heartbeats = Heartbeats(ctx.clock, ctx.settings.worker.stuck_after_seconds)
     if isinstance(ctx.redmine, RedmineClient):  # each answer of Redmine is progress of the job that asked
         ctx.redmine.on_answer(heartbeats.beat)
     leadership = Leadership(ctx, stalled=lambda: [s.reason() for s in heartbeats.stuck(LEADER_JOBS)])
     scheduler = make_scheduler(ctx, leadership, heartbeats) if run_jobs else None
+    configuration = ConfigurationCheck(ctx.redmine, ctx.settings)
+    check_at_start = run_jobs if check_configuration is None else check_configuration
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if ctx.settings.webhook_secret is None:  # at every start (`serve` refuses to start with neither)
             unauthenticated = ctx.settings.webhook_unauthenticated
             log.warning(UNAUTHENTICATED if unauthenticated else f"{NO_SECRET} ; livraisons refusées")
+        if check_at_start:
+            threading.Thread(target=configuration.at_start, name="configuration-check", daemon=True).start()
         if scheduler:
             scheduler.start()
         yield
@@ -102,7 +111,7 @@ def create_app(ctx: Context, run_jobs: bool = False) -> FastAPI:
     app.state.ctx = ctx
     app.state.leadership = leadership
     app.state.heartbeats = heartbeats
-    app.state.readiness = Readiness(ctx, heartbeats)
+    app.state.readiness = Readiness(ctx, heartbeats, configuration=configuration)
 
     def wake_worker() -> None:
         if scheduler and scheduler.running:

@@ -1,5 +1,8 @@
 """GET /health (the process answers, no job stuck) and GET /ready (database, Redmine, schema,
-no job stuck); 503 with the reasons in French otherwise.
+no job stuck); 503 with the reasons in French otherwise. /ready also lists, under
+``configuration``, the problems of the Redmine configuration found by the last check
+(``app/health/configuration.py``, issue 15): a misconfiguration is not an outage (webhooks
+must still be stored), it leaves /ready at 200.
 
 Both answer without authentication (load balancers): /health does no I/O, and /ready runs
 one check at a time, its result reused for ``READY_REUSE_SECONDS``, so that many probes
@@ -16,6 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app.context import Context
+from app.health.configuration import ConfigurationCheck
 from app.health.heartbeats import Heartbeats
 from integrations.redmine.interface import RedmineError
 
@@ -35,7 +39,7 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(body | {"stuck": stuck} if stuck else body, status_code=503 if stuck else 200)
 
 
-def _readiness(ctx: Context, heartbeats: Heartbeats) -> dict[str, str]:
+def _readiness(ctx: Context, heartbeats: Heartbeats, configuration: ConfigurationCheck) -> dict[str, str]:
     stuck = heartbeats.stuck()
     checks: dict[str, str] = {"jobs": "; ".join(s.reason() for s in stuck) if stuck else "ok"}
     try:
@@ -46,9 +50,10 @@ def _readiness(ctx: Context, heartbeats: Heartbeats) -> dict[str, str]:
         checks["database"] = f"indisponible ({type(exc).__name__})"
     try:
         ctx.redmine.ping()
-        report = ctx.redmine.check_schema()
+        report = configuration.report()  # checked again at most every 10 minutes while complete
         checks["redmine"] = "ok"
-        checks["schema"] = "ok" if report.ok else "incomplet : lancer `recouvrement redmine check`"
+        checks["schema"] = ("vérification en cours" if report is None else "ok" if report.ok
+                            else "incomplet : lancer `recouvrement redmine check`")
     except RedmineError as exc:
         checks["redmine"] = str(exc)
     return checks
@@ -58,8 +63,10 @@ class Readiness:
     """The readiness checks, one run at a time: while one runs, or for ``reuse_seconds``
     after it, a probe gets its result (the first probes of a run: "vérification en cours")."""
 
-    def __init__(self, ctx: Context, heartbeats: Heartbeats, reuse_seconds: float = READY_REUSE_SECONDS):
+    def __init__(self, ctx: Context, heartbeats: Heartbeats, reuse_seconds: float = READY_REUSE_SECONDS,
+                 configuration: ConfigurationCheck | None = None):
         self.ctx, self.heartbeats, self.reuse_seconds = ctx, heartbeats, reuse_seconds
+        self.configuration = configuration or ConfigurationCheck(ctx.redmine, ctx.settings)
         self._lock = threading.Lock()
         self._running = False
         self._last: dict[str, str] | None = None
@@ -71,7 +78,7 @@ class Readiness:
                 return self._last or {"vérification": "en cours"}
             self._running = True
         try:
-            result = _readiness(self.ctx, self.heartbeats)
+            result = _readiness(self.ctx, self.heartbeats, self.configuration)
         finally:
             with self._lock:
                 self._running = False
@@ -82,6 +89,9 @@ class Readiness:
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    checks = await run_in_threadpool(request.app.state.readiness.checks)
+    readiness = request.app.state.readiness
+    checks = await run_in_threadpool(readiness.checks)
     ok = all(v == "ok" for v in checks.values()) and len(checks) == 4
-    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+    body = {"status": "ready" if ok else "not ready", "checks": checks,
+            "configuration": readiness.configuration.problems()}
+    return JSONResponse(body, status_code=200 if ok else 503)

@@ -42,7 +42,7 @@ from integrations.redmine.interface import (
     SchemaMissing,
     SchemaReport,
 )
-from integrations.redmine.schema import build_spec
+from integrations.redmine.schema import RedmineSpec, build_spec
 
 PAGE = 100
 
@@ -435,6 +435,15 @@ class RedmineClient:
 
     def check_schema(self) -> SchemaReport:
         spec = build_spec(self.settings)
+        me = self._service_account()
+        if me is None:  # issue 15: nothing else can be read with this key
+            login = spec.service_user["login"]
+            refused = ["rien d'autre n'est vérifiable avec une clé refusée"]
+            return SchemaReport([], [], [], [], refused, access_problems=[
+                "Redmine refuse la clé API du service (401) : son compte est verrouillé, ou la clé a été révoquée, ou "
+                f"l'API REST est désactivée — Administration › Utilisateurs › {login} (par défaut) : Déverrouiller ; "
+                "ou une nouvelle clé (Mon compte › Clé d'accès API) dans RECOUVREMENT_REDMINE_API_KEY ; ou "
+                "Administration › Configuration › API : cocher « Activer l'API REST »"])
         self._ids = None
         ids = self._schema_ids()
         missing_trackers = [t for t in spec.trackers if t not in ids["trackers"]]
@@ -464,14 +473,69 @@ class RedmineClient:
             if lacking:
                 problems.append(f"champ « {f.name} » : valeurs manquantes {', '.join(lacking)}")
         missing_permissions, extra_permissions = self._service_role_gaps(spec.service_role)
+        hidden, unverified = self._fields_not_shown(spec, ids)
+        if unverified:
+            notes.append("visibilité des champs non vérifiée par l'API sur les trackers sans ticket dans le projet : "
+                         f"{', '.join(unverified)} (le script de provisionnement la vérifie : --redmine-dir)")
         return SchemaReport(missing_trackers, missing_fields, missing_statuses, problems, notes,
-                            missing_permissions, extra_permissions, self._account_excess(spec.service_role["name"]))
+                            missing_permissions, extra_permissions, self._account_excess(spec.service_role["name"], me),
+                            hidden, self._groups_outside_project(spec))
 
-    def _account_excess(self, service_role: str) -> list[str]:
+    def _service_account(self) -> dict | None:
+        """The service's own account with its memberships; None when Redmine refuses the key
+        (401: the account locked, the key revoked or unknown, the REST API off — issue 15)."""
+        with _bounded_call("lecture du compte du service", self.settings.redmine_request_deadline_seconds):
+            try:
+                return self._api.engine.request("get", self._url + "/users/current.json",
+                                                params={"include": "memberships"})["user"]
+            except rex.AuthError:
+                return None
+
+    def _fields_not_shown(self, spec: RedmineSpec, ids: dict[str, dict[str, int]]) -> tuple[list[str], list[str]]:
+        """Fields of the project that one ticket of a tracker carrying them, read with the
+        service's key, does not show (issue 15). Redmine lists every project field under
+        ``include=issue_custom_fields``, hidden ones too (``ProjectsHelper#render_api_includes``),
+        but a ticket shows only ``visible_custom_field_values`` — those of its tracker visible
+        to one of the reader's roles (``IssueCustomField#visible_by?``): a hidden field is read
+        as absent. Also the trackers without any ticket to look at."""
+        shown_on: dict[str, list[str]] = {}
+        unverified = []
+        for tracker in spec.trackers:
+            expected = [f.name for f in spec.custom_fields if tracker in f.trackers and f.name in ids["fields"]]
+            if tracker not in ids["trackers"] or not expected:
+                continue
+            found = self._request("get", "/issues.json", f"lecture d'un ticket {tracker}", params={
+                "project_id": ids["project"]["id"], "subproject_id": "!*", "tracker_id": ids["trackers"][tracker],
+                "status_id": "*", "sort": "id:desc", "limit": 1})["issues"]
+            if not found:
+                unverified.append(tracker)
+                continue
+            shown = {cf["name"] for cf in found[0].get("custom_fields", [])}
+            for name in expected:
+                if name not in shown:
+                    shown_on.setdefault(name, []).append(f"{tracker} #{found[0]['id']}")
+        role = spec.service_role["name"]
+        hidden = [f"champ « {name} » absent des tickets lus par le service ({', '.join(where)}) : masqué à son rôle "
+                  "ou absent du tracker, il serait lu comme vide — Administration › Champs personnalisés › "
+                  f"{name} : Visible « par tout le monde » ou cocher le rôle « {role} », et cocher ces trackers"
+                  for name, where in shown_on.items()]
+        return hidden, unverified
+
+    def _groups_outside_project(self, spec: RedmineSpec) -> list[str]:
+        """Routing groups (or people) that are not project members: the service cannot assign
+        them a ticket (project memberships are readable with the service's key)."""
+        members = self._all(f"/projects/{self.project}/memberships.json", "memberships",
+                            "lecture des membres du projet", {})
+        names = {(m.get("group") or m.get("user") or {}).get("name") for m in members}
+        staff = spec.staff_role["name"]
+        return [f"groupe « {name} » absent des membres du projet {self.project} (ou inexistant) : les tickets qui lui "
+                f"sont destinés ne peuvent pas lui être assignés — Administration › Groupes (le créer, avec ses "
+                f"membres) puis Projet › Configuration › Membres : l'ajouter avec le rôle « {staff} »"
+                for name in spec.groups if name not in names]
+
+    def _account_excess(self, service_role: str, me: dict) -> list[str]:
         """What the service's account holds beyond its role (its own /users/current.json tells
         whether it is an administrator, and its roles in each project, groups' included)."""
-        me = self._request("get", "/users/current.json", "lecture du compte du service",
-                           params={"include": "memberships"})["user"]
         problems = []
         if me.get("admin"):
             problems.append("le compte du service est administrateur de Redmine : lui retirer ce statut "

@@ -48,6 +48,7 @@ class FakeRedmine:
         self.access_refused = False
         self.forbidden: set[int] = set()
         self.writes = 0
+        self.schema_report = SchemaReport([], [], [], [], [])  # what check_schema answers (issue 15)
         self.files: dict[tuple[int, str], bytes] = {}
         self._next_issue = 1
         self._next_journal = 1
@@ -229,7 +230,8 @@ class FakeRedmine:
         return self.principals.get(name)
 
     def check_schema(self) -> SchemaReport:
-        return SchemaReport([], [], [], [], [])
+        self._up()
+        return self.schema_report
 
     def ping(self) -> None:
         self._up()

@@ -245,12 +245,50 @@ class SchemaReport:
     # What the service's account can do beyond its role: Redmine administrator, other roles in
     # the project (directly or through a group), one French line each with the fix.
     account_problems: list[str] = field(default_factory=list)
+    # Issue 15, seen with the service's own key, one French line each with the fix: fields a
+    # ticket of a tracker carrying them does not show the service (hidden from its role, or not
+    # on the tracker: it would read them as empty); routing groups that are not project
+    # members; the key refused (401: the account locked, or the key revoked).
+    hidden_fields: list[str] = field(default_factory=list)
+    group_problems: list[str] = field(default_factory=list)
+    access_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """The service can work (extra permissions do not stop it)."""
         return not (self.missing_trackers or self.missing_fields or self.missing_statuses or self.field_problems
                     or self.missing_permissions)
+
+    def problems(self, service_role: str, script_checked: bool = False) -> list[str]:
+        """Every problem, one French line each (`redmine check`, `/ready`, `serve`'s warnings).
+        ``script_checked``: provision.rb --check ran too, and its exact lines on field
+        visibility and groups replace this report's view of them over REST."""
+        fixes = {
+            "tracker manquant": "à activer dans le projet (Projet › Configuration › Suivi des demandes) ou à créer "
+                                "(provision.rb)",
+            "champ personnalisé manquant": "à activer pour le projet (Administration › Champs personnalisés) ou à "
+                                           "créer (provision.rb)",
+            "statut manquant": "à créer (provision.rb)",
+        }
+        lines = [f"{label} : {name} — {fixes[label]}"
+                 for label, names in (("tracker manquant", self.missing_trackers),
+                                      ("champ personnalisé manquant", self.missing_fields),
+                                      ("statut manquant", self.missing_statuses))
+                 for name in names]
+        lines += [f"champ à corriger : {problem}" for problem in self.field_problems]
+        lines += [f"permission manquante au rôle « {service_role} » : {p}" for p in self.missing_permissions]
+        lines += [f"permission en trop au rôle « {service_role} » : {p} (inutile au service : à retirer)"
+                  for p in self.extra_permissions]
+        lines += [f"droits en trop : {problem}" for problem in self.account_problems]
+        lines += self.access_problems
+        if not script_checked:
+            lines += self.hidden_fields + self.group_problems
+        return lines
+
+    @property
+    def conforming(self) -> bool:
+        """Nothing to correct (issue 15: the configuration as well as the schema)."""
+        return not self.problems("")
 
 
 class Redmine(Protocol):

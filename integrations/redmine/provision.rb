@@ -8,11 +8,205 @@
 # (the searched ones "used as a filter"), the project, the groups that receive tickets
 # (group assignment enabled), a role and a user for the service, and the staff role.
 # Prints one line per change, then SERVICE_API_KEY=<key> for the service's user.
+#
+#   RAILS_ENV=production bundle exec rails runner /path/to/provision.rb schema.json --check
+#
+# Check mode (issue 15) changes nothing: it verifies what Redmine's REST API does not show
+# the service (`recouvrement redmine check` verifies the rest, and runs this mode itself with
+# --redmine-dir): each field visible to the service's role and on its trackers, the fields and
+# attributes the service writes not read-only for its role in the workflow, group assignment,
+# the groups (project members with an assignable role, at least one active member), the
+# service's account active, the text formatting. One French line per problem ("problème : …",
+# with the fix), "information : …" lines, exit status 1 when there is a problem.
 require 'json'
 require 'securerandom'
 
-spec_path = ARGV[0] or abort('usage: rails runner provision.rb schema.json')
+spec_path = ARGV.reject { |arg| arg.start_with?('--') }.first or
+  abort('usage: rails runner provision.rb schema.json [--check]')
 spec = JSON.parse(File.read(spec_path))
+
+# --- check mode (issue 15): reads only, inside a transaction rolled back ----------------------
+CORE_LABELS = { 'assigned_to_id' => 'Assigné à', 'parent_issue_id' => 'Tâche parente', 'start_date' => 'Début',
+                'due_date' => 'Echéance' }.freeze
+TEXT_FORMATS = { 'textile' => 'Textile', 'markdown' => 'Markdown', 'common_mark' => 'CommonMark Markdown',
+                 '' => 'Aucun' }.freeze
+
+def check_fields(spec, role, trackers, problems)
+  spec['custom_fields'].each do |f|
+    field = IssueCustomField.find_by(name: f['name'])
+    next if field.nil? # missing: `recouvrement redmine check` names it (REST)
+    menu = "Administration › Champs personnalisés › #{f['name']}"
+    if role && !field.visible? && !field.role_ids.include?(role.id)
+      seen = field.roles.map(&:name).join(', ').presence || 'aucun'
+      problems << "champ « #{f['name']} » masqué au rôle « #{role.name} » (visible par : #{seen}) : le service ne " \
+                  "peut ni le lire ni l'écrire — #{menu} › Visible : « par tout le monde », ou cocher « #{role.name} »"
+    end
+    absent = f['trackers'].select { |name| trackers[name] && !field.tracker_ids.include?(trackers[name].id) }
+    unless absent.empty?
+      problems << "champ « #{f['name']} » absent des trackers #{absent.join(', ')} : #{menu} › Trackers : " \
+                  "cocher #{absent.join(', ')}"
+    end
+    written = Array(f['written']).map { |name| trackers[name] }.compact
+    check_writable(role, written, field.id.to_s, "champ « #{f['name']} »", problems)
+  end
+end
+
+# Workflow field permissions: a field or attribute the service writes must not be "Lecture"
+# (read-only) for its role, in any status of those trackers (Issue#read_only_attribute_names).
+def check_writable(role, trackers, field_name, label, problems)
+  return if role.nil?
+
+  trackers.each do |tracker|
+    statuses = WorkflowPermission.where(tracker_id: tracker.id, role_id: role.id, field_name: field_name,
+                                        rule: 'readonly').map { |w| w.old_status.name }.sort
+    next if statuses.empty?
+
+    problems << "#{label} en lecture seule pour le rôle « #{role.name} » sur les tickets « #{tracker.name} » " \
+                "(statuts : #{statuses.join(', ')}) : le service l'écrit — Administration › Workflow › Permissions " \
+                "sur les champs, rôle « #{role.name} », tracker « #{tracker.name} » : remplacer « Lecture » par un " \
+                "choix vide"
+  end
+end
+
+def check_attributes(spec, role, trackers, problems)
+  spec.fetch('written_attributes', {}).each do |attribute, names|
+    on = names.map { |name| trackers[name] }.compact
+    if attribute == 'status_id'
+      check_transitions(spec, role, on, problems)
+      next
+    end
+    label = "« #{CORE_LABELS.fetch(attribute, attribute)} »"
+    check_writable(role, on, attribute, label, problems)
+    on.select { |t| t.disabled_core_fields.include?(attribute) }.each do |t|
+      problems << "#{label} désactivé sur le tracker « #{t.name} » : le service le renseigne — Administration › " \
+                  "Trackers › #{t.name} › Champs standards : cocher #{label}"
+    end
+  end
+end
+
+# The status the service sets (closed) must be reachable by its role from every open one.
+def check_transitions(spec, role, trackers, problems)
+  closed = spec['statuses'].find { |s| s['closed'] }
+  target = closed && IssueStatus.find_by(name: closed['name'])
+  return if role.nil? || target.nil?
+
+  sources = IssueStatus.where(name: spec['statuses'].reject { |s| s['closed'] }.map { |s| s['name'] }).to_a
+  trackers.each do |tracker|
+    sources.each do |source|
+      next if WorkflowTransition.where(tracker_id: tracker.id, role_id: role.id, old_status_id: source.id,
+                                       new_status_id: target.id).exists?
+
+      problems << "le rôle « #{role.name} » ne peut pas passer les tickets « #{tracker.name} » de « #{source.name} » " \
+                  "à « #{target.name} » : Administration › Workflow › Changements de statut, rôle « #{role.name} », " \
+                  "tracker « #{tracker.name} » : cocher cette transition"
+    end
+  end
+end
+
+# The groups the service assigns tickets to: exist, project members with an assignable role,
+# at least one active member (a group of locked accounts receives tickets nobody sees).
+def check_groups(spec, project, problems)
+  staff = spec['staff_role']['name']
+  spec['groups'].each do |name|
+    group = Group.find_by(lastname: name)
+    member = group && Member.find_by(project_id: project.id, user_id: group.id)
+    if group.nil? # the routing may name a person: a member of the project, active
+      person = Member.where(project_id: project.id).map(&:principal).find { |p| p.is_a?(User) && p.name == name }
+      if person && !person.active?
+        problems << "« #{name} » (routage) est un compte verrouillé ou non activé : Administration › Utilisateurs › " \
+                    "#{person.login} : Déverrouiller, ou router vers une autre personne"
+      end
+      next if person
+
+      problems << "groupe « #{name} » introuvable : Administration › Groupes › Nouveau groupe « #{name} », avec ses " \
+                  "membres, puis Projet › Configuration › Membres : l'ajouter avec le rôle « #{staff} »"
+      next
+    elsif member.nil?
+      problems << "groupe « #{name} » absent des membres du projet #{project.identifier} : Projet › Configuration " \
+                  "› Membres : l'ajouter avec le rôle « #{staff} »"
+    elsif member.roles.none?(&:assignable?)
+      problems << "groupe « #{name} » sans rôle assignable dans le projet #{project.identifier} : Projet › " \
+                  "Configuration › Membres : lui donner le rôle « #{staff} »"
+    end
+    next if group.users.where(status: User::STATUS_ACTIVE).exists?
+
+    locked = group.users.count
+    why = locked.zero? ? 'aucun membre' : "ses #{locked} membre(s) verrouillé(s) ou non activé(s)"
+    problems << "groupe « #{name} » sans membre actif (#{why}) : les tickets qui lui sont assignés ne sont vus de " \
+                "personne — Administration › Groupes › #{name} › Utilisateurs : ajouter une personne active " \
+                "(ou Administration › Utilisateurs : déverrouiller)"
+  end
+end
+
+# The service's account: the users holding its role in the project, each active (Redmine
+# refuses the key of a locked account: 401).
+def check_service_account(spec, role, project, problems)
+  return if role.nil?
+
+  users = Member.joins(:member_roles).where(project_id: project.id, member_roles: { role_id: role.id })
+                .map(&:principal).select { |p| p.is_a?(User) }.uniq
+  if users.empty?
+    login = spec['service_user']['login']
+    problems << "aucun compte n'a le rôle « #{role.name} » dans le projet #{project.identifier} : Projet › " \
+                "Configuration › Membres : y ajouter le compte du service (#{login}) avec ce rôle"
+  end
+  users.reject(&:active?).each do |user|
+    state, fix = user.locked? ? %w[verrouillé Déverrouiller] : ['non activé', 'Activer']
+    problems << "le compte du service « #{user.login} » est #{state} : Redmine refuse sa clé API, le service ne lit " \
+                "ni n'écrit plus rien — Administration › Utilisateurs › #{user.login} : #{fix}"
+  end
+end
+
+def check_settings(spec, problems, infos)
+  problems << "API REST désactivée : Administration › Configuration › API : cocher « Activer l'API REST »" \
+    unless Setting.rest_api_enabled?
+  unless Setting.issue_group_assignment?
+    problems << 'assignation des demandes aux groupes désactivée : Redmine refuse les tickets que le service ' \
+                'assigne à un groupe — Administration › Configuration › Suivi des demandes : cocher « Permettre ' \
+                "l'assignation des demandes aux groupes »"
+  end
+  found = Setting.text_formatting.to_s
+  wanted = spec.fetch('text_format', 'textile') # a schema.json of an older `redmine spec`: Textile
+  name = TEXT_FORMATS.fetch(found, found)
+  infos << "formatage du texte de Redmine : #{name} (le service écrit en #{TEXT_FORMATS.fetch(wanted, wanted)})"
+  return if found == wanted
+
+  problems << "formatage du texte « #{name} » : le service écrit ses notes et descriptions en " \
+              "#{TEXT_FORMATS.fetch(wanted, wanted)}, elles s'afficheraient mal — Administration › Configuration › " \
+              "Général › Formatage du texte : #{TEXT_FORMATS.fetch(wanted, wanted)}"
+end
+
+def check(spec)
+  problems = []
+  infos = []
+  ActiveRecord::Base.transaction do
+    check_settings(spec, problems, infos)
+    project = Project.find_by(identifier: spec['project'])
+    if project.nil?
+      problems << "projet « #{spec['project']} » introuvable : lancer provision.rb sans --check"
+    else
+      role = Role.find_by(name: spec['service_role']['name'])
+      problems << "rôle « #{spec['service_role']['name']} » introuvable : lancer provision.rb sans --check" if role.nil?
+      trackers = Tracker.where(name: spec['trackers']).index_by(&:name)
+      check_fields(spec, role, trackers, problems)
+      check_attributes(spec, role, trackers, problems)
+      check_groups(spec, project, problems)
+      check_service_account(spec, role, project, problems)
+    end
+    raise ActiveRecord::Rollback # nothing of this run is kept, whatever was read
+  end
+  infos.each { |line| puts "information : #{line}" }
+  problems.each { |line| puts "problème : #{line}" }
+  puts "vérification : #{problems.size} problème(s)"
+  problems.empty?
+end
+
+if ARGV.include?('--check')
+  connection = ActiveRecord::Base.connection
+  # SQLite: wait for Redmine's own writes instead of failing with "database is locked".
+  connection.raw_connection.busy_timeout(30_000) if connection.adapter_name =~ /sqlite/i
+  exit(check(spec) ? 0 : 1)
+end
 $changes = 0
 
 def changed(what)

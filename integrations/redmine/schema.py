@@ -41,6 +41,9 @@ class CustomFieldSpec:
     trackers: list[str]
     values: list[str] = field(default_factory=list)
     searched: bool = False  # the service filters on it: must be "used as a filter"
+    # The trackers on which the service writes it (issue 15): there it must not be read-only
+    # for the service's role in the workflow (`redmine check --redmine-dir`, provision.rb --check).
+    written: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,12 @@ class RedmineSpec:
     service_role: dict
     staff_role: dict
     service_user: dict
+    # Issue 15: the core attributes the service sets, by tracker (Redmine's workflow field
+    # names; ``status_id``: the service needs the transitions to the closed status there).
+    written_attributes: dict[str, list[str]] = field(default_factory=dict)
+    # The text format of the service's notes and descriptions: app.templates.render's default
+    # (no setting chooses another); Redmine's ``text_formatting`` must be the same.
+    text_format: str = "textile"
 
     def as_json_dict(self) -> dict:
         return asdict(self)
@@ -66,8 +75,20 @@ def build_spec(settings: Settings) -> RedmineSpec:
     deadline_trackers = [t.litigation, t.assignation, t.execution]
     created = [x for x in all_trackers if x != t.mandate_register]
 
+    # Where the service writes each field (issue 15: the flows' NewIssue and update_issue
+    # custom_fields): these on every tracker that carries them, those on the trackers named.
+    written_everywhere = {f.requested_amount, f.estimated_cost, f.forfeiture_date, f.legal_check, f.decision,
+                          f.decision_reason, f.overdue, f.phone, f.balance, f.unpaid_terms, f.reminder_phase,
+                          f.debtor_kind, f.plan_eligible, f.plan_proposal, f.deadline, f.deadline_reason}
+    holders = [t.litigation, t.fee_cancellation, t.debt_writeoff, t.prevention_reminder]  # P-12, C-33, C-31, P-4
+    handed_over = [t.litigation, t.debt_writeoff]  # P-12 from the ledger, C-31 copied from the litigation file
+    written_on = {f.mandate_number: created, f.operation_key: created, f.tenant_ref: holders, f.owner_ref: holders,
+                  f.debtors: [t.litigation], f.tenant_in_premises: [t.litigation], f.debt_amount: handed_over,
+                  f.last_unpaid_date: handed_over}
+
     def cf(name: str, fmt: str, trackers: list[str], values: list[str] | None = None, searched: bool = False):
-        return CustomFieldSpec(name, fmt, trackers, values or [], searched)
+        written = trackers if name in written_everywhere else written_on.get(name, [])
+        return CustomFieldSpec(name, fmt, trackers, values or [], searched, list(written))
 
     fields = [
         cf(f.mandate_number, "string", all_trackers, searched=True),
@@ -153,4 +174,11 @@ def build_spec(settings: Settings) -> RedmineSpec:
         staff_role={"name": "Équipe recouvrement", "permissions": STAFF_PERMISSIONS, "assignable": True},
         service_user={"login": "recouvrement", "firstname": "Automate", "lastname": "Recouvrement",
                       "mail": "recouvrement@example.invalid"},
+        written_attributes={
+            "assigned_to_id": created,
+            "parent_issue_id": created,
+            "start_date": [t.fee_cancellation, t.debt_writeoff],  # C-35, C-32
+            "due_date": [t.fee_cancellation, t.debt_writeoff, t.task],  # C-35, C-32, L-8
+            "status_id": [t.task],  # L-8: the CAF task closed when the debt is paid
+        },
     )
