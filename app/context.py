@@ -23,6 +23,7 @@ class Refusal:
     reason: str
     todo: str
     issue_id: int | None = None  # the ticket concerned; None: the unit of work's own
+    done_otherwise: bool = False  # made all the same (another assignee): nothing to try again
 
 
 @dataclass

@@ -39,6 +39,7 @@ from integrations.redmine.interface import (
     Issue,
     Journal,
     NewIssue,
+    RedmineError,
     RedmineForbidden,
     RedmineRejected,
     SchemaMissing,
@@ -124,11 +125,23 @@ def _reason(exc: Exception) -> str:
     return " ".join((text[start + 8:].rstrip(")") if start >= 0 else text).split())[:500]
 
 
-def refused(ctx: Context, what: str, exc: Exception, todo: str, issue_id: int | None = None) -> str:
+class StepsRefused(RedmineError):
+    """A unit of work done but for steps Redmine refused (told on their tickets): its event
+    is tried again later (``app/processing/flows.py``), so that they complete once fixed."""
+
+
+def refused(ctx: Context, what: str, exc: Exception, todo: str, issue_id: int | None = None,
+            done_otherwise: bool = False) -> str:
     """Record a refused step of the unit of work, told at its end on ``issue_id`` (by
-    default the unit's ticket); returns what the event's result says."""
-    ctx.refusals.append(Refusal(what, _reason(exc), todo, issue_id))
+    default the unit's ticket); ``done_otherwise``: made all the same, nothing to try
+    again. Returns what the event's result says."""
+    ctx.refusals.append(Refusal(what, _reason(exc), todo, issue_id, done_otherwise))
     return f"refusé par Redmine : {what}"
+
+
+def steps_to_retry(ctx: Context) -> bool:
+    """Whether a refused step of the unit of work is still to be made."""
+    return any(not r.done_otherwise for r in ctx.refusals)
 
 
 def report_refusals(ctx: Context, issue: Issue) -> list[str]:
@@ -250,7 +263,8 @@ def _create(ctx: Context, new: NewIssue) -> Issue:
             continue
         refused(ctx, f"assigner « {new.subject} » comme prévu : le ticket #{made.id} est créé, mais {told}", first,
                 "vérifier que la personne prévue est active et membre du projet avec un rôle assignable (ou que "
-                "l'assignation aux groupes est permise), puis réassigner le ticket", issue_id=new.parent_id)
+                "l'assignation aux groupes est permise), puis réassigner le ticket", issue_id=new.parent_id,
+                done_otherwise=True)
         return made
     raise first
 

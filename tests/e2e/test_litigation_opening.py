@@ -159,17 +159,19 @@ def test_redmine_stopped_while_an_event_is_queued(admin, service, clerk, gestion
     assert_opened(admin, lit["id"], reg["id"], gestionnaire, act="commandement de payer", cost="900,00", funds=900)
 
 
-def test_a_missing_custom_field_fails_the_event_clearly_and_a_retry_completes_it(admin, service, clerk,
-                                                                                   gestionnaire):
+def test_a_missing_custom_field_is_told_on_the_file_and_completes_once_fixed(admin, service, clerk, gestionnaire):
+    """Issue 15: the step Redmine cannot do (a field missing from the project) is told on the
+    file, the rest done, the event tried again with backoff: fixed, it completes by itself."""
     _, reg, lit = open_file(admin, service, clerk, gestionnaire)
     good_env = service.env
     service.env = good_env | {"RECOUVREMENT_FIELDS__REQUESTED_AMOUNT": "Montant à appeler"}
-    service.cli("sync")
-    listing = service.cli("events", "--state", "failed").stdout
-    assert "failed=" in listing and "champ personnalisé « Montant à appeler » absent du projet" in listing
+    service.cli("sync", "--now", "2027-01-04T09:00:00+01:00")
+    listing = service.cli("events").stdout
+    assert "failed=" not in listing and "champ personnalisé « Montant à appeler » absent du projet" in listing
+    [note] = [n for n in admin.notes(lit["id"]) if "Étapes refusées par Redmine" in n]
+    assert "Montant à appeler" in note and "administrateur Redmine" in note
 
     service.env = good_env  # the admin fixes the configuration
-    assert "remis en file" in service.cli("events", "retry").stdout
-    service.cli("worker", "--once")
+    service.cli("worker", "--once", "--now", "2027-01-04T10:00:00+01:00")
     assert "failed" not in service.cli("events").stdout
     assert_opened(admin, lit["id"], reg["id"], gestionnaire, act="commandement de payer", cost="900,00", funds=900)

@@ -164,25 +164,37 @@ def test_with_max_attempts_2_the_second_failure_is_final(tmp_path):
     assert (failed.state, failed.attempts, failed.finished_at) == (EventState.failed, 2, NOW + timedelta(seconds=10))
 
 
-def test_a_refused_creation_is_told_on_the_ticket_and_the_event_done(ctx, monkeypatch):
+def test_a_refused_creation_is_told_on_the_ticket_then_made_once_fixed(ctx, monkeypatch):
     """Issue 15: refused, not broken — the ticket says what Redmine refused and goes to the
-    litigation group; the rest (the link to the register) is done."""
+    litigation group; the rest (the link to the register) is done; the event is tried again
+    with backoff and, the cause fixed, completes with no manual step."""
     add_register(ctx.redmine)
     lit = add_litigation(ctx.redmine)
     event_id = deliver(ctx, lit.id)
+    create = ctx.redmine.create_issue
 
     def refuse(new):
         raise RedmineRejected(f"création d'un ticket {new.tracker} : Redmine a refusé (Tracker is not included)")
 
     monkeypatch.setattr(ctx.redmine, "create_issue", refuse)
     work(ctx)
-    done = event(ctx, event_id)
-    assert (done.state, done.attempts) == (EventState.done, 1)
-    assert "refusé par Redmine : création d'un ticket Demande de fonds" in done.result
+    waiting = event(ctx, event_id)
+    assert (waiting.state, waiting.attempts) == (EventState.pending, 1)
+    assert "refusé par Redmine : création d'un ticket Demande de fonds" in waiting.last_error
     ticket = ctx.redmine.issues[lit.id]
     assert ticket.parent_id is not None and ticket.assigned_to_id == LITIGATION_GROUP
     [note] = ctx.redmine.notes(lit.id)
     assert "Étapes refusées par Redmine" in note and "Tracker is not included" in note
+
+    ctx.clock = Clock(NOW + timedelta(seconds=30))  # still refused: said once
+    work(ctx)
+    assert event(ctx, event_id).attempts == 2 and len(ctx.redmine.notes(lit.id)) == 1
+
+    monkeypatch.setattr(ctx.redmine, "create_issue", create)  # the administrator fixes it
+    ctx.clock = Clock(NOW + timedelta(seconds=90))
+    work(ctx)
+    assert event(ctx, event_id).state is EventState.done
+    assert len(ctx.redmine.children(lit.id)) == 2
 
 
 def test_an_event_fails_at_once_when_nothing_at_all_can_be_written(ctx, monkeypatch):
@@ -222,3 +234,20 @@ def test_retry_failed_only_the_events_given(ctx):
     retried = event(ctx, second)
     assert (retried.state, retried.attempts, retried.next_attempt_at, retried.finished_at) == \
         (EventState.pending, 0, NOW, None)
+
+
+def test_a_refusal_never_fixed_ends_done_after_max_attempts_never_failed(tmp_path, monkeypatch):
+    ctx = make_context(tmp_path, Settings(worker=Worker(max_attempts=2, backoff_base_seconds=30)))
+    add_register(ctx.redmine)
+    event_id = deliver(ctx, add_litigation(ctx.redmine).id)
+
+    def refuse(new):
+        raise RedmineRejected(f"création d'un ticket {new.tracker} : Redmine a refusé (Tracker is not included)")
+
+    monkeypatch.setattr(ctx.redmine, "create_issue", refuse)
+    work(ctx)
+    ctx.clock = Clock(NOW + timedelta(seconds=30))
+    work(ctx)
+    done = event(ctx, event_id)
+    assert (done.state, done.attempts) == (EventState.done, 2)
+    assert "refus toujours là après 2 tentatives" in done.result
