@@ -371,8 +371,12 @@ def redmine_check(
         _fail("compte du service trop puissant : retirer les droits ci-dessus (le service n'en a pas besoin)")
     if problems:
         _fail("configuration de Redmine à corriger : voir les lignes ci-dessus")
-    checked = "API et script de provisionnement" if script else "API seule : voir la note"
-    typer.echo(f"Redmine conforme : projet {ctx.settings.project}, {len(spec.trackers)} trackers ({checked})")
+    if script:
+        typer.echo(f"Redmine conforme : projet {ctx.settings.project}, {len(spec.trackers)} trackers "
+                   "(API et script de provisionnement)")
+    else:  # not "conforme" outright: visibility, workflow, groups' members unchecked
+        typer.echo(f"Redmine conforme pour ce que l'API permet de vérifier : projet {ctx.settings.project}, "
+                   f"{len(spec.trackers)} trackers — le reste demande le script de provisionnement (voir la note)")
 
 
 @redmine_cli.command("spec")

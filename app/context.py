@@ -37,11 +37,14 @@ class Context:
     effects_covered: bool = False
     # The refusals of the current unit of work, reported on its ticket at its end.
     refusals: list[Refusal] = field(default_factory=list)
+    # The fields a rule of the current unit of work could not read (its decision waits).
+    unreadable: list[str] = field(default_factory=list)
     _principals: dict[str, int | None] = field(default_factory=dict)
 
     def principal(self, name: str) -> int | None:
-        """A group or person of the routing configuration, by name (cached per process)."""
-        if name not in self._principals:
+        """A group or person of the routing configuration, by name (cached per process once
+        found: one not a project member yet is looked for again next time)."""
+        if self._principals.get(name) is None:
             self._principals[name] = self.redmine.principal_id(name)
         return self._principals[name]
 
@@ -59,7 +62,7 @@ def in_one_view(ctx: Context, lease_ends: float | None = None) -> tuple[Context,
         margin = min(2 * ctx.settings.redmine_request_deadline_seconds, (lease_ends - time.monotonic()) / 2)
         writable_until = lease_ends - margin
     scope = RedmineScope(ctx.redmine, ctx.settings.fields.operation_key, writable_until)
-    return replace(ctx, redmine=scope, refusals=[]), scope
+    return replace(ctx, redmine=scope, refusals=[], unreadable=[]), scope
 
 
 def build_context(settings: Settings, now: datetime | None = None) -> Context:

@@ -28,6 +28,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TypeVar
 
 from app.claims.flows import claimed
 from app.context import Context, Refusal
@@ -42,10 +43,12 @@ from integrations.redmine.interface import (
     RedmineError,
     RedmineForbidden,
     RedmineRejected,
+    RedmineWriteIgnored,
     SchemaMissing,
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def digest(*parts: object) -> str:
@@ -125,9 +128,10 @@ def _reason(exc: Exception) -> str:
     return " ".join((text[start + 8:].rstrip(")") if start >= 0 else text).split())[:500]
 
 
-class StepsRefused(RedmineError):
-    """A unit of work done but for steps Redmine refused (told on their tickets): its event
-    is tried again later (``app/processing/flows.py``), so that they complete once fixed."""
+class StepsPending(RedmineError):
+    """A unit of work done but for steps that wait — a field the service cannot read, a step
+    Redmine refused — told on their tickets: its event is tried again later
+    (``app/processing/flows.py``), so that they complete by themselves once fixed."""
 
 
 def refused(ctx: Context, what: str, exc: Exception, todo: str, issue_id: int | None = None,
@@ -139,9 +143,21 @@ def refused(ctx: Context, what: str, exc: Exception, todo: str, issue_id: int | 
     return f"refusé par Redmine : {what}"
 
 
-def steps_to_retry(ctx: Context) -> bool:
-    """Whether a refused step of the unit of work is still to be made."""
-    return any(not r.done_otherwise for r in ctx.refusals)
+def refusable(ctx: Context, what: str, step: Callable[[], T], issue_id: int | None = None) -> T | None:
+    """``step()``, or None when Redmine refuses it (recorded with what to do, told on
+    ``issue_id`` at the end of the unit of work): the steps that do not depend on it go on."""
+    try:
+        return step()
+    except (RedmineRejected, RedmineWriteIgnored, SchemaMissing) as exc:
+        log.warning("refus de Redmine : %s", exc)
+        refused(ctx, what, exc, what_to_do(exc), issue_id)
+        return None
+
+
+def steps_pending(ctx: Context) -> bool:
+    """Whether a step of the unit of work waits: refused and not made otherwise, or
+    undecided on an unreadable field."""
+    return bool(ctx.unreadable) or any(not r.done_otherwise for r in ctx.refusals)
 
 
 def report_refusals(ctx: Context, issue: Issue) -> list[str]:
@@ -154,10 +170,11 @@ def report_refusals(ctx: Context, issue: Issue) -> list[str]:
     group = ctx.principal(ctx.settings.routing.litigation_group)
     done = []
     for issue_id, refusals in by_ticket.items():
-        text = render("refused_steps", refusals=refusals, group=ctx.settings.routing.litigation_group)
+        text = render("refused_steps", refusals=refusals, group=ctx.settings.routing.litigation_group,
+                      group_found=group is not None)
         target = issue if issue_id == issue.id else ctx.redmine.get_issue(issue_id)
         if note_once(ctx, target, f"refus/{digest([(r.what, r.reason) for r in refusals])}", text, assign_to=group):
-            done.append(f"{len(refusals)} refus de Redmine signalé(s) sur le ticket #{issue_id}")
+            done.append(f"refusé par Redmine : {' ; '.join(r.what for r in refusals)} (signalé sur le ticket #{issue_id})")
     return done
 
 
@@ -179,21 +196,27 @@ def attempt(ctx: Context, step: Callable[[], list[str] | str]) -> list[str]:
         result = step()
     except FieldUnknown as exc:
         log.warning("%s", exc)
+        ctx.unreadable.append(exc.name)
         return [note_unreadable(ctx, exc)]
-    except (RedmineRejected, SchemaMissing) as exc:
+    except (RedmineRejected, RedmineWriteIgnored, SchemaMissing) as exc:
         log.warning("refus de Redmine : %s", exc)
-        return [refused(ctx, _step_name(exc), exc, _what_to_do(exc))]
+        return [refused(ctx, _step_name(exc), exc, what_to_do(exc))]
     return [result] if isinstance(result, str) else result
 
 
 def _step_name(exc: Exception) -> str:
     """What could not be done, from the refused request's description (before " : ")."""
+    if isinstance(exc, SchemaMissing):  # its message is all reason
+        return "une étape de ce dossier (la configuration de Redmine est incomplète)"
     return str(exc).split(" : ", 1)[0]
 
 
-def _what_to_do(exc: Exception) -> str:
+def what_to_do(exc: Exception) -> str:
     if isinstance(exc, SchemaMissing):
         return "l'administrateur Redmine complète la configuration (« recouvrement redmine check » dit quoi)"
+    if isinstance(exc, RedmineWriteIgnored):
+        return ("l'administrateur Redmine rend ce champ visible et modifiable pour le rôle du service (champ "
+                "personnalisé, workflow), comme le dit « recouvrement redmine check »")
     if isinstance(exc, RedmineForbidden):
         return ("l'administrateur Redmine vérifie les droits du rôle du service sur ce ticket (projet, ticket privé, "
                 "permissions)")
@@ -204,7 +227,7 @@ def on_its_own(ctx: Context, issue: Issue, step: Callable[[Context], list[str] |
     """One ticket's part of a batch (a scan, a daily refresh) done on its own: what it
     cannot read or Redmine refuses is told on that ticket (``attempt``), the batch goes on.
     A ticket that refuses even that note: logged as an error."""
-    own = replace(ctx, refusals=[])
+    own = replace(ctx, refusals=[], unreadable=[])
     done = attempt(own, lambda: step(own))
     try:
         return done + report_refusals(own, issue)

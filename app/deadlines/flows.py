@@ -29,6 +29,7 @@ from integrations.redmine.interface import (
     RedmineNotFound,
     RedmineRejected,
     RedmineUnavailable,
+    RedmineWriteIgnored,
     SchemaMissing,
 )
 from integrations.redmine.scope import RedmineScope
@@ -206,7 +207,7 @@ def fire_one(ctx: Context, rules: DeadlineRules, deadline: Deadline, fired: Fire
         _tell(ctx, view, deadline, lambda: note_unreadable(ctx, exc))
         _release(ctx, deadline, exc, now + timedelta(seconds=900), "en attente")
         return None
-    except (RedmineRejected, SchemaMissing) as exc:  # refused: kept, the ticket told once, tried again
+    except (RedmineRejected, RedmineWriteIgnored, SchemaMissing) as exc:  # refused: kept, told once, tried again
         refused(ctx, f"déclencher l'échéance « {deadline.label} »", exc,
                 "corriger ce que Redmine indique ; l'échéance sera déclenchée au prochain essai (toutes les 15 minutes)")
         _tell(ctx, view, deadline, lambda: report_refusals(ctx, ctx.redmine.get_issue(deadline.issue_id)))

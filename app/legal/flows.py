@@ -126,18 +126,15 @@ def legal_text(report: LegalReport, plain: bool = False) -> str:
 
 
 def reconcile_legal(ctx: Context, litigation: Issue) -> list[str]:
-    """The "Contrôle légal" field and the CAF report task (L-8) of a litigation ticket."""
-    s = ctx.settings
-    f = s.fields
-    if not litigation.has_field(f.legal_check):
-        return []
+    """The CAF report task (L-8) and the "Contrôle légal" field of a litigation ticket. The
+    field not in the service's view: FieldUnknown (told on the ticket), after the task."""
+    f = ctx.settings.fields
     report = report_of(ctx, litigation)
-    done = []
+    done = _caf_task(ctx, litigation, report)
     text = legal_text(report)
     if litigation.field(f.legal_check).replace("\r\n", "\n") != text.strip():  # Redmine may store CRLF
         ctx.redmine.update_issue(litigation.id, custom_fields={f.legal_check: text})
         done.append(f"contrôle légal : {len(report.warnings)} alerte(s), {len(report.gates)} blocage(s)")
-    done += _caf_task(ctx, litigation, report)
     return done
 
 

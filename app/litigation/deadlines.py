@@ -240,6 +240,10 @@ def _fire_forfeiture(ctx: Context, issue: Issue, deadline: Deadline, late_contex
     # the note's journal (a gestionnaire Redmine refuses: the litigation group, said there).
     text = render("forfeiture", days=s.deadlines.provision_days, requested_on=requested_on, filename=filename,
                   mandate_loss_id=loss.id, **late_context)
-    note_once(ctx, issue, f"{deadline.kind}/{deadline.id}", text, assign_to=gestionnaire,
-              custom_fields={f.forfeiture_date: due_on.isoformat()})
+    forfeiture = {f.forfeiture_date: due_on.isoformat()}
+    if not note_once(ctx, issue, f"{deadline.kind}/{deadline.id}", text, assign_to=gestionnaire, custom_fields=forfeiture) \
+            and issue.value(f.forfeiture_date) != due_on.isoformat():
+        # Noted before, but the date did not hold (a field hidden or read-only then): written
+        # again until Redmine keeps it — the C-31 write-off scan reads it.
+        ctx.redmine.update_issue(issue.id, custom_fields=forfeiture)
     return f"déchéance : courrier joint, perte de mandat #{loss.id}" + (" (en retard)" if late_context["late"] else "")

@@ -7,32 +7,31 @@ what is missing, so replays and the service's own changes coming back end in no-
 from __future__ import annotations
 
 from app.context import Context
-from app.effects import digest, ensure_ticket, note_once, note_to_author, on_its_own, refused
+from app.effects import digest, ensure_ticket, note_once, note_to_author, on_its_own, refusable
 from app.litigation.case import LitigationFile, OpeningAnalysis, analyse_opening, read_litigation_file
 from app.templates import render
-from integrations.redmine.interface import Issue, NewIssue, RedmineRejected
+from integrations.redmine.interface import Issue, NewIssue
 
 
 def reconcile_litigation(ctx: Context, issue: Issue) -> str:
-    """Everything the opening of this litigation ticket calls for; returns what was done."""
+    """Everything the opening of this litigation ticket calls for; returns what was done.
+    Each step Redmine refuses is recorded and the others go on (issue 15): the link to the
+    register, the Demande de fonds and the owner's task do not depend on one another."""
     s = ctx.settings
-    file = read_litigation_file(issue, s)
     done: list[str] = []
+    number = issue.field(s.fields.mandate_number)
 
     register = None
-    if file.mandate_number:
-        register = _find_register(ctx, issue, file.mandate_number, done)
+    if number:
+        register = _find_register(ctx, issue, number, done)
         if register is None:
             return "; ".join(done) or "registre absent (déjà signalé)"
-        if issue.parent_id != register.id:  # C-2, C-9; the rest does not need the link
-            try:
-                ctx.redmine.update_issue(issue.id, parent_id=register.id)
+        if issue.parent_id != register.id:  # C-2, C-9
+            if refusable(ctx, f"rattacher ce ticket au registre des mandats #{register.id}",
+                         lambda: ctx.redmine.update_issue(issue.id, parent_id=register.id) or True, issue.id):
                 done.append(f"rattaché au registre #{register.id}")
-            except RedmineRejected as exc:
-                done.append(refused(ctx, f"rattacher ce ticket au registre des mandats #{register.id}", exc,
-                                    f"vérifier que le registre #{register.id} est ouvert et que le rôle du service "
-                                    "peut gérer les sous-tâches, puis rattacher ce ticket à la main", issue.id))
 
+    file = read_litigation_file(issue, s)
     if not file.complete:
         text = render("litigation_incomplete", problems=file.problems)
         if note_to_author(ctx, issue, f"C-4/dossier-incomplet/{digest(file.problems)}", text):
@@ -43,16 +42,16 @@ def reconcile_litigation(ctx: Context, issue: Issue) -> str:
     analysis = analyse_opening(file, s.procedure)
     gestionnaire = gestionnaire_of(ctx, register)
 
-    funds_request_id = None
-    if analysis.funds_request_needed:  # C-6
-        funds, created = ensure_ticket(ctx, f"C-6/demande-fonds/{issue.id}", _funds_request(ctx, file, analysis, gestionnaire))
-        funds_request_id = funds.id
-        if created:
-            done.append(f"demande de fonds #{funds.id}")
+    def made(what: str, key: str, new: NewIssue) -> Issue | None:
+        found = refusable(ctx, f"créer {what}", lambda: ensure_ticket(ctx, key, new), issue.id)
+        if found is not None and found[1]:
+            done.append(f"{what} #{found[0].id}")
+        return found[0] if found else None
 
-    task, created = ensure_ticket(ctx, f"C-1/information-ouverture/{issue.id}", _owner_task(ctx, file, analysis, gestionnaire))
-    if created:
-        done.append(f"tâche d'information du propriétaire #{task.id}")
+    funds = made("la demande de fonds", f"C-6/demande-fonds/{issue.id}",  # C-6
+                 _funds_request(ctx, file, analysis, gestionnaire)) if analysis.funds_request_needed else None
+    task = made("la tâche d'information du propriétaire", f"C-1/information-ouverture/{issue.id}",
+                _owner_task(ctx, file, analysis, gestionnaire))
 
     text = render(
         "litigation_opening_analysis",
@@ -62,12 +61,13 @@ def reconcile_litigation(ctx: Context, issue: Issue) -> str:
         cost_per_act=analysis.cost_per_act,
         estimated_cost=analysis.estimated_cost,
         debt=file.debt,
-        funds_request_id=funds_request_id,
-        owner_task_id=task.id,
+        funds_needed=analysis.funds_request_needed,
+        funds_request_id=funds.id if funds else None,
+        owner_task_id=task.id if task else None,
         register_id=register.id,
         unassigned_register_group=None if register.assigned_to_id else s.routing.litigation_group,
     )
-    key = f"C-4/analyse/{digest(analysis, funds_request_id, task.id)}"
+    key = f"C-4/analyse/{digest(analysis, funds.id if funds else None, task.id if task else None)}"
     if note_once(ctx, issue, key, text):
         done.append(f"analyse : {analysis.act.value}, {len(analysis.parties)} partie(s)")
     return "; ".join(done) or "rien à faire"

@@ -27,7 +27,7 @@ from app.litigation.deadlines import RULES as LITIGATION_DEADLINES
 from app.litigation.deadlines import record_dates
 from app.legal.flows import reconcile_legal
 from app.litigation.flows import open_register, reconcile_litigation, reconcile_register
-from app.effects import StepsRefused, attempt, report_refusals, steps_to_retry
+from app.effects import StepsPending, attempt, refused, report_refusals, steps_pending, what_to_do
 from app.prevention.flows import reconcile_reminder_ticket
 from app.titles.flows import reconcile_contested_injunction, reconcile_title
 from app.writeoffs.flows import RULES as WRITEOFF_DEADLINES
@@ -38,6 +38,7 @@ from integrations.redmine.interface import (
     RedmineForbidden,
     RedmineNotFound,
     RedmineUnavailable,
+    RedmineWriteIgnored,
 )
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,19 @@ def process_issue(ctx: Context, issue_id: int, lease_ends: float | None = None) 
     """Re-read the issue (the event is only a hint) and run the flow of its tracker, in one
     view of Redmine (each issue read once, every write read back once, at the end) that
     stops writing before the event's lease ends (``lease_ends``, ``time.monotonic()``).
-    Raises StepsRefused, with what was done, when Redmine refused steps still to make."""
+    Raises StepsPending, with what was done, when steps wait (a field unreadable, a step
+    Redmine refused)."""
     viewed, view = in_one_view(ctx, lease_ends)
     result = _process_issue(viewed, issue_id)
-    view.verify()
-    if steps_to_retry(viewed):
-        raise StepsRefused(result)
+    try:
+        view.verify()
+    except RedmineWriteIgnored as exc:  # a field hidden or read-only for the service's role
+        viewed.refusals.clear()  # those before are told already
+        refused(viewed, "garder ce que le service a écrit", exc, what_to_do(exc))
+        result += "; " + "; ".join(report_refusals(viewed, viewed.redmine.get_issue(issue_id)))
+        view.verify()
+    if steps_pending(viewed):
+        raise StepsPending(result)
     return result
 
 
@@ -189,16 +197,12 @@ def handle(ctx: Context, event: InboxEvent) -> str | None:
         service.postpone(ctx.db, event.id, str(exc), now + backoff(ctx, 1), counted=False)
         log.error("Redmine refuse l'accès au service ; événements en attente : %s", exc)
         return str(exc)
-    except StepsRefused as exc:
-        # The rest is done and the refusals told on the tickets (once): tried again with
-        # backoff, so that the steps complete once fixed; done after max_attempts, never failed.
-        if event.attempts >= ctx.settings.worker.max_attempts:
-            service.finish(ctx.db, event.id, f"{exc} (refus toujours là après {event.attempts} tentatives : "
-                                             "à reprendre à la prochaine modification du ticket)", now)
-        else:
-            service.postpone(ctx.db, event.id, f"étapes refusées par Redmine, nouvel essai : {exc}",
-                             now + backoff(ctx, event.attempts))
-        log.warning("événement %s (ticket #%s) : étapes refusées par Redmine : %s", event.id, event.issue_id, exc)
+    except StepsPending as exc:
+        # The rest is done and what waits told on the tickets (once): tried again with
+        # backoff, then once a day, never failed — it completes by itself once fixed.
+        wait = backoff(ctx, event.attempts) if event.attempts < ctx.settings.worker.max_attempts else timedelta(days=1)
+        service.postpone(ctx.db, event.id, f"à reprendre : {exc}", now + wait)
+        log.warning("événement %s (ticket #%s) en attente : %s", event.id, event.issue_id, exc)
     except (RedmineUnavailable, OperationalError) as exc:
         # Redmine or the database down (5xx, restart): the event waits; failed only after
         # max_attempts. If the database is still down, this raises and the lease expires.

@@ -187,7 +187,7 @@ def test_names_from_tickets_render_as_typed_in_redmine(tmp_path):
     tricky = 'Jean *Dupont* "site":http://evil.example #3 @x@ -del- Jean-Pierre M-1'
     text = render("litigation_opening_analysis", act="commandement de payer", in_premises=True,
                   parties=[Party(tricky, PartyRole.tenant)], cost_per_act=Decimal(300),
-                  estimated_cost=Decimal(300), debt=None, funds_request_id=None, owner_task_id=4,
+                  estimated_cost=Decimal(300), debt=None, funds_needed=False, funds_request_id=None, owner_task_id=4,
                   register_id=1, unassigned_register_group=None)
     source = tmp_path / "note.textile"
     source.write_text(text)

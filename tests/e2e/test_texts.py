@@ -90,7 +90,7 @@ def test_hostile_values_show_as_typed_in_a_real_note(admin, service):
                    justification_field="Justification", days=8),
             render("litigation_opening_analysis", act="commandement de payer", in_premises=True,
                    parties=[Party(first, PartyRole.co_tenant), Party(second, PartyRole.guarantor)],
-                   cost_per_act=Decimal(300), estimated_cost=Decimal(600), debt=None, funds_request_id=None,
+                   cost_per_act=Decimal(300), estimated_cost=Decimal(600), debt=None, funds_needed=False, funds_request_id=None,
                    owner_task_id=4, register_id=1, unassigned_register_group=None)])
         redmine.update_issue(issue["id"], notes=note)
         journal = Page(web.get(f"/issues/{issue['id']}").text).last_note()

@@ -1,7 +1,8 @@
 """Fee cancellation requests (C-33 … C-37) on the in-memory Redmine: the 8 working days
 (C-35) with the exact dates of the French calendar, and every branch of the request."""
 
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -247,13 +248,21 @@ def test_a_field_missing_from_the_tracker_decides_nothing_and_says_which(ctx):
     req = request(ctx)
     event_id = deliver(ctx, req.id, event_type="issue.created")
     assert work(ctx).processed == 1
-    assert event(ctx, event_id).state is EventState.done
+    waiting = event(ctx, event_id)
+    assert waiting.state is EventState.pending and "illisible" in waiting.last_error  # tried again later
     notes = ctx.redmine.notes(req.id)
     assert len(notes) == 1 and "Champ illisible pour le service : Escalade DG" in notes[0]
     assert "administrateur Redmine" in notes[0]
     assert [kind for kind, _ in pending(ctx, req.id)] == ["C-35/decision"]  # C-35 does not read it
-    run(ctx, req.id)
+    ctx.clock = Clock(ctx.clock.now() + timedelta(seconds=30))
+    work(ctx)
     assert len(ctx.redmine.notes(req.id)) == 1  # said once
+
+    issue = ctx.redmine.issues[req.id]  # the administrator puts the field on the tracker
+    ctx.redmine.issues[req.id] = replace(issue, custom_fields={**issue.custom_fields, "Escalade DG": "0"})
+    ctx.clock = Clock(ctx.clock.now() + timedelta(minutes=5))
+    work(ctx)
+    assert event(ctx, event_id).state is EventState.done
 
 
 def test_a_decision_by_the_requester_is_not_taken(ctx):

@@ -235,8 +235,9 @@ def test_the_command_names_every_problem_and_says_how_to_run_the_script(checked)
 
     checked.redmine.schema_report = report()
     result = CliRunner().invoke(cli, ["redmine", "check"])
-    assert result.exit_code == 0 and "Redmine conforme : projet gestion" in result.stdout
-    assert "(API seule : voir la note)" in result.stdout
+    assert result.exit_code == 0
+    assert "Redmine conforme pour ce que l'API permet de vérifier : projet gestion" in result.stdout
+    assert "le reste demande le script de provisionnement" in result.stdout
 
 
 def test_with_the_script_its_lines_are_merged_and_any_problem_fails(checked, monkeypatch):

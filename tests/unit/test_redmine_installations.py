@@ -12,8 +12,9 @@ from app.deadlines import flows
 from app.deadlines.models import DeadlineState
 from app.inbox.models import EventState
 from app.litigation.deadlines import RULES
+from app.effects import StepsPending
 from app.processing.flows import deadline_rules, process_issue, queue_strays, work
-from integrations.redmine.interface import Issue
+from integrations.redmine.interface import Issue, RedmineRejected
 from tests.unit.helpers import (
     CLERK,
     GESTIONNAIRE,
@@ -36,6 +37,14 @@ def states(ctx, issue_id):
 
     with ctx.db.session() as session:
         return sorted((d.kind, d.state) for d in session.scalars(select(Deadline).where(Deadline.issue_id == issue_id)))
+
+
+def processed(ctx, issue_id) -> str:
+    """What processing the ticket did, steps left waiting included (its event waits then)."""
+    try:
+        return process_issue(ctx, issue_id)
+    except StepsPending as exc:
+        return str(exc)
 
 
 def unreadable_notes(ctx, issue_id, field):
@@ -89,7 +98,7 @@ def test_no_forfeiture_while_the_funds_date_is_hidden_from_the_service(ctx, prov
 
 def test_an_event_on_a_hidden_rule_input_leaves_the_deadlines_as_they_are(ctx, provision_file):
     ctx.redmine.hidden_fields.add(FUNDS)
-    process_issue(ctx, provision_file.id)
+    processed(ctx, provision_file.id)
     assert states(ctx, provision_file.id) == [("C-14/provision", DeadlineState.pending)]  # neither cancelled nor moved
     assert len(unreadable_notes(ctx, provision_file.id, FUNDS)) == 1
 
@@ -99,13 +108,13 @@ def test_the_opening_waits_for_a_hidden_owner_account(ctx):
     add_register(ctx.redmine)
     lit = add_litigation(ctx.redmine)
     ctx.redmine.hidden_fields.add("Compte propriétaire")
-    result = process_issue(ctx, lit.id)
+    result = processed(ctx, lit.id)
     assert "illisible" in result and children(ctx, lit.id) == []
     assert len(unreadable_notes(ctx, lit.id, "Compte propriétaire")) == 1
     assert not [n for n in ctx.redmine.notes(lit.id) if "incomplet" in n]  # unknown, not "non renseigné"
 
     ctx.redmine.hidden_fields.clear()
-    process_issue(ctx, lit.id)
+    processed(ctx, lit.id)
     assert {c.tracker for c in children(ctx, lit.id)} == {"Demande de fonds", "Tâche gestionnaire"}
 
 
@@ -122,6 +131,8 @@ def test_the_opening_waits_for_a_hidden_owner_account(ctx):
     ("Annulation frais", {"Décision": "Acceptée"}, "Décision", "décision saisie"),
     # C-32: the owner informed starts the write-off's D+15.
     ("Annulation dette", {"Propriétaire informé le": "2027-01-04"}, "Propriétaire informé le", "C-32/ecritures prévue"),
+    # L-3 (legal watch): the hearing date decides the delays checked.
+    ("Contentieux", {"Date d'audience": "2027-03-01"}, "Date d'audience", "contrôle légal"),
     # P-5: a repayment plan recorded on a follow-up ticket.
     ("Relance impayés", {"Plan accepté le": "2027-01-04", "Réf. locataire": "LOC-1"}, "Plan accepté le",
      "plan d'apurement"),
@@ -136,12 +147,12 @@ def test_every_rule_family_decides_nothing_on_a_hidden_input(ctx, tracker, field
     else:
         issue_id = ctx.redmine.add(tracker, author_id=CLERK, parent_id=lit.id, **{"N° mandat": "M-1"}, **fields).id
     ctx.redmine.hidden_fields.add(hidden)
-    result = process_issue(ctx, issue_id)
+    result = processed(ctx, issue_id)
     assert f"champ « {hidden} » illisible" in result and decided not in result
     assert len(unreadable_notes(ctx, issue_id, hidden)) == 1
 
     ctx.redmine.hidden_fields.clear()  # readable again: decided at the next event
-    assert decided in process_issue(ctx, issue_id)
+    assert decided in processed(ctx, issue_id)
 
 
 def test_the_write_off_scan_skips_a_file_it_cannot_read_and_says_so(ctx):
@@ -292,3 +303,95 @@ def test_a_403_when_the_service_lost_its_project_is_an_outage(ctx):
     assert work(ctx).outage
     waiting = event(ctx, event_id)
     assert (waiting.state, waiting.attempts) == (EventState.pending, 0)
+
+
+# --- found by the red team ------------------------------------------------------------------
+def test_a_file_waiting_on_a_hidden_field_opens_by_itself_once_visible(ctx):
+    """Changing a field's visibility changes no ticket: polling would never see it. The
+    event waits and is tried again (backoff, then daily) until the file opens; the link to
+    the register, which needs only the mandate number, is made at once."""
+    register = add_register(ctx.redmine)
+    lit = add_litigation(ctx.redmine)
+    ctx.redmine.hidden_fields.add("Compte propriétaire")
+    event_id = deliver(ctx, lit.id)
+    work(ctx)
+    waiting = event(ctx, event_id)
+    assert waiting.state is EventState.pending and "illisible" in waiting.last_error
+    assert ctx.redmine.issues[lit.id].parent_id == register.id and children(ctx, lit.id) == []
+
+    ctx.redmine.hidden_fields.clear()  # the administrator fixes the visibility
+    ctx.clock = Clock(waiting.next_attempt_at)
+    work(ctx)
+    assert event(ctx, event_id).state is EventState.done
+    assert {c.tracker for c in children(ctx, lit.id)} == {"Demande de fonds", "Tâche gestionnaire"}
+
+
+def test_a_forfeiture_date_redmine_drops_keeps_the_deadline_until_it_holds(ctx, provision_file):
+    """« Déchéance de garantie le » hidden (or read-only) for the service: the write is
+    ignored. The deadline is not marked fired on a write Redmine dropped: the ticket is told,
+    and once the field takes it, the date is recorded (the C-31 scan reads it)."""
+    redmine = ctx.redmine
+    redmine.hidden_fields.add("Déchéance de garantie le")
+    ctx.clock = Clock(D45)
+    assert flows.tick(ctx, RULES).fired == 0
+    assert ("C-14/provision", DeadlineState.pending) in states(ctx, provision_file.id)
+    [told] = [n for n in redmine.notes(provision_file.id) if "Étapes refusées par Redmine" in n]
+    assert "Déchéance de garantie le" in told
+
+    ctx.clock = Clock(D45 + timedelta(minutes=16))  # still dropped: told once
+    assert flows.tick(ctx, RULES).fired == 0
+    assert len([n for n in redmine.notes(provision_file.id) if "Étapes refusées par Redmine" in n]) == 1
+
+    redmine.hidden_fields.clear()
+    ctx.clock = Clock(D45 + timedelta(minutes=32))
+    assert flows.tick(ctx, RULES).fired == 1
+    assert redmine.issues[provision_file.id].custom_fields["Déchéance de garantie le"] == "2027-02-18"
+    assert len([i for i in redmine.issues.values() if i.tracker == "Perte de mandat"]) == 1
+    assert len([n for n in redmine.notes(provision_file.id) if "dépassée sans réception" in n]) == 1
+
+
+def test_a_refused_funds_request_leaves_the_owner_task_and_the_analysis_made(ctx, monkeypatch):
+    add_register(ctx.redmine)
+    lit = add_litigation(ctx.redmine)
+    create = ctx.redmine.create_issue
+
+    def no_funds_request(new):
+        if new.tracker == "Demande de fonds":
+            raise RedmineRejected("création d'un ticket Demande de fonds : Redmine a refusé (Tracker n'est pas valide)")
+        return create(new)
+
+    monkeypatch.setattr(ctx.redmine, "create_issue", no_funds_request)
+    with pytest.raises(StepsPending):
+        process_issue(ctx, lit.id)
+    assert [c.tracker for c in children(ctx, lit.id)] == ["Tâche gestionnaire"]
+    analysis, refusals = ctx.redmine.notes(lit.id)
+    assert "demande de fonds au gestionnaire n'a pas pu être créée" in analysis
+    assert "créer la demande de fonds" in refusals and "Tracker n'est pas valide" in refusals
+
+
+def test_a_hidden_legal_check_field_still_makes_the_caf_task_and_says_why(ctx):
+    """L-8 does not need « Contrôle légal »: the CAF task is made; the field hidden is told."""
+    from tests.unit.helpers import litigation_fields
+
+    add_register(ctx.redmine)
+    fields = litigation_fields(**{"Loyer charges comprises": "700", "Montant de la dette": "1500"})
+    lit = ctx.redmine.add("Contentieux", "Impayés", created_on=datetime(2027, 1, 12, 9, 0, tzinfo=UTC), **fields)
+    ctx.redmine.hidden_fields.add("Contrôle légal")
+    ctx.clock = Clock(datetime(2027, 1, 20, 9, 0, tzinfo=UTC))
+    processed(ctx, lit.id)
+    assert [t for t in children(ctx, lit.id) if t.subject.startswith("Signaler l'impayé à la CAF")]
+    assert len(unreadable_notes(ctx, lit.id, "Contrôle légal")) == 1
+
+
+def test_refusals_say_when_the_litigation_group_is_not_in_the_project(ctx, monkeypatch):
+    add_register(ctx.redmine)
+    lit = add_litigation(ctx.redmine)
+    ctx.redmine.principals.pop("Contentieux")  # the group is not a project member
+    monkeypatch.setattr(ctx.redmine, "create_issue", lambda new: (_ for _ in ()).throw(
+        RedmineRejected("création d'un ticket : Redmine a refusé (Tracker n'est pas valide)")))
+    processed(ctx, lit.id)
+    [note] = [n for n in ctx.redmine.notes(lit.id) if n.startswith("*Étapes refusées par Redmine*")]
+    assert "Le groupe Contentieux n'est pas membre du projet" in note and "confié au groupe" not in note
+
+    ctx.redmine.principals["Contentieux"] = LITIGATION_GROUP  # added by the administrator: seen at once
+    assert ctx.principal("Contentieux") == LITIGATION_GROUP

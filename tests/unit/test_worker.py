@@ -180,15 +180,16 @@ def test_a_refused_creation_is_told_on_the_ticket_then_made_once_fixed(ctx, monk
     work(ctx)
     waiting = event(ctx, event_id)
     assert (waiting.state, waiting.attempts) == (EventState.pending, 1)
-    assert "refusé par Redmine : création d'un ticket Demande de fonds" in waiting.last_error
+    assert "refusé par Redmine : créer la demande de fonds" in waiting.last_error
     ticket = ctx.redmine.issues[lit.id]
     assert ticket.parent_id is not None and ticket.assigned_to_id == LITIGATION_GROUP
-    [note] = ctx.redmine.notes(lit.id)
+    analysis, note = ctx.redmine.notes(lit.id)  # the analysis does not need them: noted all the same
+    assert "demande de fonds au gestionnaire n'a pas pu être créée" in analysis
     assert "Étapes refusées par Redmine" in note and "Tracker is not included" in note
 
     ctx.clock = Clock(NOW + timedelta(seconds=30))  # still refused: said once
     work(ctx)
-    assert event(ctx, event_id).attempts == 2 and len(ctx.redmine.notes(lit.id)) == 1
+    assert event(ctx, event_id).attempts == 2 and len(ctx.redmine.notes(lit.id)) == 2
 
     monkeypatch.setattr(ctx.redmine, "create_issue", create)  # the administrator fixes it
     ctx.clock = Clock(NOW + timedelta(seconds=90))
@@ -236,7 +237,7 @@ def test_retry_failed_only_the_events_given(ctx):
         (EventState.pending, 0, NOW, None)
 
 
-def test_a_refusal_never_fixed_ends_done_after_max_attempts_never_failed(tmp_path, monkeypatch):
+def test_a_refusal_never_fixed_waits_a_day_between_tries_after_max_attempts_never_failed(tmp_path, monkeypatch):
     ctx = make_context(tmp_path, Settings(worker=Worker(max_attempts=2, backoff_base_seconds=30)))
     add_register(ctx.redmine)
     event_id = deliver(ctx, add_litigation(ctx.redmine).id)
@@ -248,6 +249,6 @@ def test_a_refusal_never_fixed_ends_done_after_max_attempts_never_failed(tmp_pat
     work(ctx)
     ctx.clock = Clock(NOW + timedelta(seconds=30))
     work(ctx)
-    done = event(ctx, event_id)
-    assert (done.state, done.attempts) == (EventState.done, 2)
-    assert "refus toujours là après 2 tentatives" in done.result
+    waiting = event(ctx, event_id)
+    assert (waiting.state, waiting.attempts) == (EventState.pending, 2)
+    assert waiting.next_attempt_at == NOW + timedelta(seconds=30, days=1)
