@@ -33,6 +33,7 @@ from app.titles.flows import reconcile_contested_injunction, reconcile_title
 from app.writeoffs.flows import RULES as WRITEOFF_DEADLINES
 from app.writeoffs.flows import reconcile_writeoff
 from integrations.redmine.interface import (
+    FieldUnknown,
     Issue,
     RedmineAccessRefused,
     RedmineForbidden,
@@ -97,9 +98,7 @@ def _process_issue(ctx: Context, issue_id: int) -> str:
     else:  # moved to a tracker without deadlines: those of the former one end
         done += deadlines.cancel_all(ctx, issue.id)
     if not issue.closed and not _awaiting_register(ctx, issue):
-        litigation = _litigation_of(ctx, issue)
-        if litigation is not None:  # L-0 … L-16: its sub-tickets' dates count too
-            done += attempt(ctx, lambda: reconcile_legal(ctx, litigation))
+        done += attempt(ctx, lambda: _legal_watch(ctx, issue))
     done += report_refusals(ctx, issue)
     return "; ".join(dict.fromkeys(d for d in done if d)) or f"tracker « {issue.tracker} » : rien à faire"
 
@@ -142,7 +141,16 @@ def _awaiting_register(ctx: Context, issue: Issue) -> bool:
     if issue.tracker != ctx.settings.trackers.litigation:
         return False
     number = issue.value(ctx.settings.fields.mandate_number)
-    return bool(number) and open_register(ctx, number) is None
+    try:
+        return bool(number) and open_register(ctx, number) is None
+    except FieldUnknown:  # the registers' number unreadable: the opening says so, and waits
+        return False
+
+
+def _legal_watch(ctx: Context, issue: Issue) -> list[str]:
+    """L-0 … L-16 on the litigation file of the ticket: its sub-tickets' dates count too."""
+    litigation = _litigation_of(ctx, issue)
+    return reconcile_legal(ctx, litigation) if litigation is not None else []
 
 
 def _litigation_of(ctx: Context, issue: Issue) -> Issue | None:
