@@ -167,11 +167,16 @@ def test_a_missing_custom_field_is_told_on_the_file_and_completes_once_fixed(adm
     service.env = good_env | {"RECOUVREMENT_FIELDS__REQUESTED_AMOUNT": "Montant à appeler"}
     service.cli("sync", "--now", "2027-01-04T09:00:00+01:00")
     listing = service.cli("events").stdout
-    assert "failed=" not in listing and "champ personnalisé « Montant à appeler » absent du projet" in listing
-    [note] = [n for n in admin.notes(lit["id"]) if "Étapes refusées par Redmine" in n]
-    assert "Montant à appeler" in note and "administrateur Redmine" in note
+    assert "failed=" not in listing and "pending=1" in listing and "créer la demande de fonds" in listing
+    [note] = [n for n in admin.notes(lit["id"]) if n.startswith("*Étapes refusées par Redmine*")]
+    assert "champ personnalisé « Montant à appeler » absent du projet" in note and "administrateur Redmine" in note
+
+    [first] = [n for n in admin.notes(lit["id"]) if "Ouverture du contentieux" in n]  # made without it
+    assert "la demande de fonds au gestionnaire n'a pas pu être créée" in first
 
     service.env = good_env  # the admin fixes the configuration
     service.cli("worker", "--once", "--now", "2027-01-04T10:00:00+01:00")
-    assert "failed" not in service.cli("events").stdout
-    assert_opened(admin, lit["id"], reg["id"], gestionnaire, act="commandement de payer", cost="900,00", funds=900)
+    assert "pending" not in service.cli("events").stdout
+    [request] = [c for c in admin.children(lit["id"]) if c["tracker"]["name"] == "Demande de fonds"]
+    assert float(field(request, "Montant demandé")) == 900 and request["assigned_to"]["id"] == gestionnaire.id
+    assert f"demande de fonds #{request['id']}" in admin.notes(lit["id"])[-1]  # the analysis, now complete
