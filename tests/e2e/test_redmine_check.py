@@ -147,7 +147,8 @@ def _conforming(checked: Checked) -> None:
 def test_a_conforming_redmine_is_said_conforming_and_the_script_changes_nothing(checked):
     _conforming(checked)
     code, lines, _ = checked.check()  # without the script: what it leaves unchecked, and how to run it
-    assert code == 0 and lines[-1].endswith("(API seule : voir la note)")
+    assert code == 0 and lines[-1].startswith("Redmine conforme pour ce que l'API permet de vérifier")
+    assert lines[-1].endswith("le reste demande le script de provisionnement (voir la note)")
     [note] = [line for line in lines if line.startswith("note : non vérifiés sans le script")]
     assert "--redmine-dir /usr/share/redmine" in note and "provision.rb /tmp/recouvrement-schema.json --check" in note
 
