@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from time import monotonic
 from typing import Protocol
 
@@ -204,13 +204,13 @@ def fire_one(ctx: Context, rules: DeadlineRules, deadline: Deadline, fired: Fire
     except (RedmineNotFound, RedmineForbidden):  # gone, or out of the service's sight
         return Handled(ctx, view, None)
     except FieldUnknown as exc:  # not fired on a guess: kept, the ticket told once, tried again
-        _tell(ctx, view, deadline, lambda: note_unreadable(ctx, exc))
+        _tell(view, deadline, lambda: note_unreadable(ctx, exc))
         _release(ctx, deadline, exc, now + timedelta(seconds=900), "en attente")
         return None
     except (RedmineRejected, RedmineWriteIgnored, SchemaMissing) as exc:  # refused: kept, told once, tried again
         refused(ctx, f"déclencher l'échéance « {deadline.label} »", exc,
                 "corriger ce que Redmine indique ; l'échéance sera déclenchée au prochain essai (toutes les 15 minutes)")
-        _tell(ctx, view, deadline, lambda: report_refusals(ctx, ctx.redmine.get_issue(deadline.issue_id)))
+        _tell(view, deadline, lambda: report_refusals(ctx, ctx.redmine.get_issue(deadline.issue_id)))
         _release(ctx, deadline, exc, now + timedelta(seconds=900), "refusée par Redmine")
         return None
     except Exception as exc:  # Redmine down or a bug: kept, retried, visible
@@ -219,7 +219,7 @@ def fire_one(ctx: Context, rules: DeadlineRules, deadline: Deadline, fired: Fire
         return None
 
 
-def _tell(ctx: Context, view: RedmineScope, deadline: Deadline, note: Callable[[], object]) -> None:
+def _tell(view: RedmineScope, deadline: Deadline, note: Callable[[], object]) -> None:
     """Write the note that says why a deadline waits; a note Redmine refuses too is logged."""
     try:
         note()
@@ -229,7 +229,7 @@ def _tell(ctx: Context, view: RedmineScope, deadline: Deadline, note: Callable[[
                   deadline.kind, exc)
 
 
-def _release(ctx: Context, deadline: Deadline, exc: Exception, retry_at, state: str) -> None:
+def _release(ctx: Context, deadline: Deadline, exc: Exception, retry_at: datetime, state: str) -> None:
     service.release(ctx.db, deadline.id, f"{type(exc).__name__}: {exc}", retry_at)
     log.warning("échéance %s du ticket #%s %s : %s", deadline.kind, deadline.issue_id, state, exc)
 
