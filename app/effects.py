@@ -154,10 +154,13 @@ def refusable(ctx: Context, what: str, step: Callable[[], T], issue_id: int | No
         return None
 
 
-def steps_pending(ctx: Context) -> bool:
-    """Whether a step of the unit of work waits: refused and not made otherwise, or
-    undecided on an unreadable field."""
-    return bool(ctx.unreadable) or any(not r.done_otherwise for r in ctx.refusals)
+def steps_pending(ctx: Context) -> str:
+    """What of the unit of work waits, in French ("" when nothing): steps refused and not
+    made otherwise, decisions on an unreadable field."""
+    waits = [f"champ « {name} » illisible" for name in dict.fromkeys(ctx.unreadable)]
+    waits += [f"refusé par Redmine : {r.what} ({r.reason})" for r in dict.fromkeys(ctx.refusals)
+              if not r.done_otherwise]
+    return "; ".join(waits)
 
 
 def report_refusals(ctx: Context, issue: Issue) -> list[str]:

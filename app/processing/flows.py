@@ -70,8 +70,9 @@ def process_issue(ctx: Context, issue_id: int, lease_ends: float | None = None) 
         refused(viewed, "garder ce que le service a écrit", exc, what_to_do(exc))
         result += "; " + "; ".join(report_refusals(viewed, viewed.redmine.get_issue(issue_id)))
         view.verify()
-    if steps_pending(viewed):
-        raise StepsPending(result)
+    waits = steps_pending(viewed)
+    if waits:
+        raise StepsPending(f"{waits} — fait : {result}")
     return result
 
 
