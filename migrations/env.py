@@ -9,6 +9,7 @@ import app.deadlines.models  # noqa: F401
 import app.inbox.models  # noqa: F401
 import app.leadership.models  # noqa: F401
 import app.prevention.models  # noqa: F401
+import app.reconciliation.models  # noqa: F401
 from app.database import Base
 
 config = context.config

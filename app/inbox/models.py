@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, Index, Integer, String, Text
+from sqlalchemy import Boolean, Enum, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Base, UTCDateTime
@@ -58,9 +58,14 @@ class PollCursor(Base):
 
 
 class PolledIssue(Base):
-    """The last updated_on seen per issue, so a re-read second is not fetched again."""
+    """The version of each issue polling last read: its ``updated_on`` and latest journal.
+    ``settled`` is False while a change in the same second (Redmine's ``updated_on`` has
+    one-second resolution) could still be hidden behind that ``updated_on``: such a version
+    is read again, and its journal compared, at the next poll (issue 16)."""
 
     __tablename__ = "polled_issues"
 
     issue_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     updated_on: Mapped[datetime] = mapped_column(UTCDateTime)
+    journal_id: Mapped[int | None] = mapped_column(Integer)
+    settled: Mapped[bool] = mapped_column(Boolean, default=True)
