@@ -18,7 +18,7 @@ from app.context import Context, build_context
 from app.deadlines import flows as deadlines_flows
 from app.deadlines import service as deadlines_service
 from app.inbox import service as inbox
-from app.inbox.flows import NO_SECRET, authentication_chosen, poll_once, purge_events
+from app.inbox.flows import NO_SECRET, authentication_chosen, poll_once, purge_events, token_problems
 from app.inbox.models import EventState
 from app.legal import flows as legal_flows
 from app.prevention import flows as prevention_flows
@@ -86,7 +86,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     from app import server
     from app.main import create_app
 
-    if not authentication_chosen(get_settings()):
+    settings = get_settings()
+    if token_problems(settings):
+        _fail("\n".join(token_problems(settings)))
+    if not authentication_chosen(settings):
         _fail(NO_SECRET)
     ctx = _context()
     app = create_app(ctx, run_jobs=True)

@@ -283,6 +283,9 @@ class Settings(BaseSettings):
     redmine_url: str = "http://127.0.0.1:3000"
     redmine_api_key: SecretStr = SecretStr("")
     webhook_secret: SecretStr | None = None  # blank = none: `serve` then refuses to start (issue 14)
+    # Senders that cannot sign (issue 16): name → token, given in the delivery's URL
+    # (/webhooks/redmine/<token>) or its X-Redmine-API-Key header; several for rotation.
+    webhook_tokens: dict[str, SecretStr] = {}
     webhook_unauthenticated: bool = False  # unsigned deliveries accepted: only when chosen, never by default
     database_url: str = "sqlite:///recouvrement.db"
     project: str = "gestion"

@@ -19,12 +19,13 @@ from fastapi import FastAPI
 
 from app.calendar import PARIS
 from app.context import Context
+from app.deadlines import service as deadlines_service
 from app.deadlines.scheduled import tick_job
 from app.health.configuration import ConfigurationCheck
 from app.health.heartbeats import Heartbeats
 from app.health.views import Readiness
 from app.health.views import router as health_router
-from app.inbox.flows import NO_SECRET, UNAUTHENTICATED
+from app.inbox.flows import NO_SECRET, UNAUTHENTICATED, authentication_set
 from app.inbox.scheduled import poll_job, purge_job
 from app.inbox.views import router as inbox_router
 from app.leadership.flows import Leadership
@@ -92,7 +93,7 @@ def create_app(ctx: Context, run_jobs: bool = False, check_configuration: bool |
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if ctx.settings.webhook_secret is None:  # at every start (`serve` refuses to start with neither)
+        if not authentication_set(ctx.settings):  # at every start (`serve` refuses to start with neither)
             unauthenticated = ctx.settings.webhook_unauthenticated
             log.warning(UNAUTHENTICATED if unauthenticated else f"{NO_SECRET} ; livraisons refusées")
         if check_at_start:
@@ -118,6 +119,8 @@ def create_app(ctx: Context, run_jobs: bool = False, check_configuration: bool |
             scheduler.modify_job("work", next_run_time=datetime.now(UTC))
 
     app.state.wake_worker = wake_worker
+    # A delivery about another project is stored only for a ticket the service tracks (moved out).
+    app.state.tracked = lambda issue_id: issue_id in deadlines_service.active_issue_ids(ctx.db)
     app.include_router(health_router)
     app.include_router(inbox_router)
     return app

@@ -13,10 +13,13 @@ our own, smallest, pieces (no maintained library offers them for uvicorn):
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
+import re
 
 import h11
+import uvicorn.config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from app.config import Settings
@@ -26,8 +29,25 @@ log = logging.getLogger(__name__)
 
 def uvicorn_options(settings: Settings) -> dict:
     """How `serve` runs uvicorn: with the request-head timeout of the settings (the body's is
-    the app's middleware, ``app/main.py``)."""
-    return {"log_level": "info", "http": header_timeout_protocol(settings.http_header_timeout_seconds)}
+    the app's middleware, ``app/main.py``), and webhook tokens hidden from its access log."""
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["filters"] = {"hidden_tokens": {"()": HiddenWebhookTokens}}
+    log_config["handlers"]["access"]["filters"] = ["hidden_tokens"]
+    return {"log_level": "info", "log_config": log_config,
+            "http": header_timeout_protocol(settings.http_header_timeout_seconds)}
+
+
+class HiddenWebhookTokens(logging.Filter):
+    """uvicorn's access log line without the token of ``/webhooks/redmine/<token>`` (a
+    secret, issue 16): shown as ``/webhooks/redmine/***``."""
+
+    _TOKEN_PATH = re.compile(r"^(/webhooks/redmine/)[^?]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], self._TOKEN_PATH.sub(r"\1***", args[2]), *args[3:])
+        return True
 
 
 def header_timeout_protocol(seconds: float) -> type[H11Protocol]:

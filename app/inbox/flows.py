@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import accumulate
@@ -20,10 +21,11 @@ from app.config import Settings
 from app.context import Context
 from app.inbox import service
 from integrations.redmine.interface import Issue
+from integrations.redmine.webhooks import MalformedDelivery, NotAboutAnIssue, read_delivery
 
 SIGNATURE_HEADER = "X-Redmine-Signature-256"
-NATIVE_TYPES = {"issue.created", "issue.updated"}
-PLUGIN_ACTIONS = {"opened": "issue.created", "updated": "issue.updated"}
+API_KEY_HEADER = "X-Redmine-API-Key"  # where the redmine_webhook_plugin sends the key its admin typed
+EVENT_TYPES = {"created": "issue.created", "updated": "issue.updated", "deleted": "issue.deleted"}
 
 
 class IntakeError(Exception):
@@ -33,50 +35,110 @@ class IntakeError(Exception):
         self.message = message
 
 
+class Ignored(Exception):
+    """A delivery acknowledged (2xx) and not stored: about something the service does not
+    follow, or about an issue of another project that it does not track."""
+
+
 @dataclass(frozen=True)
 class ParsedEvent:
     dedup_key: str
-    source: str
+    source: str  # the sender (redmine, redmine_webhook, webhook_plugin), poll or internal
     event_type: str
     issue_id: int
     journal_id: int | None
+    # The issue's project as a delivery names it (never stored): another project's is ignored.
+    project_id: int | None = None
+    project_identifier: str | None = None
 
 
-NO_SECRET = ("aucun secret de webhook : définir RECOUVREMENT_WEBHOOK_SECRET (le secret du webhook de Redmine), "
-             "ou RECOUVREMENT_WEBHOOK_UNAUTHENTICATED=true pour accepter des livraisons non signées")
+NO_SECRET = ("aucune authentification de webhook : définir RECOUVREMENT_WEBHOOK_SECRET (le secret des webhooks "
+             "de Redmine) ou RECOUVREMENT_WEBHOOK_TOKENS__<NOM> (un jeton par expéditeur qui ne signe pas), ou "
+             "RECOUVREMENT_WEBHOOK_UNAUTHENTICATED=true pour accepter des livraisons non authentifiées")
 UNAUTHENTICATED = ("webhooks non authentifiés (RECOUVREMENT_WEBHOOK_UNAUTHENTICATED=true) : quiconque joint "
                    "le service peut y déposer des événements")
-
-
-def authentication_chosen(settings: Settings) -> bool:
-    """A webhook secret is set, or the unauthenticated mode is explicitly chosen: `serve`
-    refuses to start otherwise (an empty secret used to turn authentication off)."""
-    return settings.webhook_secret is not None or settings.webhook_unauthenticated
-
-
-def authenticate(body: bytes, header: str | None, settings: Settings) -> None:
-    """Checks a delivery's signature against the webhook secret; lets any delivery through
-    in the unauthenticated mode only. Raises IntakeError 401: signature missing or wrong,
-    or no secret set (a service started without one refuses everything)."""
-    if settings.webhook_secret is not None:
-        verify_signature(body, header, settings.webhook_secret.get_secret_value())
-    elif not settings.webhook_unauthenticated:
-        raise IntakeError(401, "livraison refusée : aucun secret configuré (RECOUVREMENT_WEBHOOK_SECRET)")
-
-
+# A token travels in a URL path: letters, digits and "-._~" only (RFC 3986 unreserved), long
+# enough not to be guessed.
+TOKEN_MIN_LENGTH = 16
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]{%d,200}" % TOKEN_MIN_LENGTH)
 _SIGNATURE = re.compile(r"\s*sha256=[0-9a-fA-F]{64}\s*")
 
 
-def check_signature_header(header: str | None, settings: Settings) -> None:
-    """Before the body is read: with a secret set, a delivery without a well-formed
-    ``sha256=<64 hex>`` signature is refused at once (IntakeError 401), so that an
-    unauthenticated sender makes the service hold nothing in memory."""
+@dataclass(frozen=True)
+class Credentials:
+    """What a delivery presents: the HMAC signature header, the token of its URL path, the
+    X-Redmine-API-Key header."""
+
+    signature: str | None = None
+    path_token: str | None = None
+    api_key: str | None = None
+
+
+def token_problems(settings: Settings) -> list[str]:
+    """The configured tokens that can never be accepted, one French line each naming the
+    token (never its value): `serve` refuses to start with any."""
+    return [f"jeton de webhook « {name} » inutilisable : {TOKEN_MIN_LENGTH} à 200 caractères, lettres, chiffres "
+            "et « - . _ ~ » seulement" for name, token in sorted(settings.webhook_tokens.items())
+            if not _TOKEN.fullmatch(token.get_secret_value())]
+
+
+def _tokens(settings: Settings) -> dict[str, bytes]:
+    return {name: token.get_secret_value().encode() for name, token in settings.webhook_tokens.items()
+            if _TOKEN.fullmatch(token.get_secret_value())}
+
+
+def authentication_set(settings: Settings) -> bool:
+    """A webhook secret or a usable token is set: every delivery must then present one."""
+    return settings.webhook_secret is not None or bool(_tokens(settings))
+
+
+def authentication_chosen(settings: Settings) -> bool:
+    """Authentication set, or the unauthenticated mode explicitly chosen: `serve` refuses to
+    start otherwise (an empty secret used to turn authentication off)."""
+    return authentication_set(settings) or settings.webhook_unauthenticated
+
+
+def authenticated_by_token(credentials: Credentials, settings: Settings) -> str | None:
+    """Before the body is read. The name of the configured token the delivery presents (URL
+    path or X-Redmine-API-Key), compared with every token in constant time; None when the
+    signature is left to check on the body (``authenticate``), or nothing is required (the
+    unauthenticated mode, with neither secret nor token set).
+
+    Raises IntakeError 401: nothing valid presented (a wrong token and no signature to check
+    instead, a malformed signature, nothing at all), or no authentication set."""
+    tokens = _tokens(settings)
+    secret = settings.webhook_secret
+    if not authentication_set(settings):
+        if settings.webhook_unauthenticated:
+            return None
+        raise IntakeError(401, "livraison refusée : aucune authentification configurée (RECOUVREMENT_WEBHOOK_SECRET "
+                               "ou RECOUVREMENT_WEBHOOK_TOKENS__<NOM>)")
+    for presented in (credentials.path_token, credentials.api_key):
+        if presented:
+            matches = [name for name, token in tokens.items() if hmac.compare_digest(presented.encode(), token)]
+            if matches:
+                return matches[0]
+    if credentials.signature and secret is not None:
+        if not _SIGNATURE.fullmatch(credentials.signature):
+            raise IntakeError(401, "signature invalide")
+        return None
+    if credentials.path_token or credentials.api_key:
+        raise IntakeError(401, "jeton invalide")
+    raise IntakeError(401, f"authentification absente : en-tête {SIGNATURE_HEADER}, ou jeton dans l'URL "
+                           f"(/webhooks/redmine/<jeton>) ou dans l'en-tête {API_KEY_HEADER}")
+
+
+def authenticate(body: bytes, credentials: Credentials, settings: Settings) -> str:
+    """Checks a delivery's credentials (``authenticated_by_token``, then the signature of
+    the body). Returns how it was authenticated: ``signature``, ``jeton <name>`` or
+    ``sans authentification``. Raises IntakeError 401."""
+    name = authenticated_by_token(credentials, settings)
+    if name is not None:
+        return f"jeton {name}"
     if settings.webhook_secret is None:
-        return
-    if not header:
-        raise IntakeError(401, f"signature absente : en-tête {SIGNATURE_HEADER} attendu")
-    if not _SIGNATURE.fullmatch(header):
-        raise IntakeError(401, "signature invalide")
+        return "sans authentification"
+    verify_signature(body, credentials.signature, settings.webhook_secret.get_secret_value())
+    return "signature"
 
 
 def verify_signature(body: bytes, header: str | None, secret: str) -> None:
@@ -86,25 +148,6 @@ def verify_signature(body: bytes, header: str | None, secret: str) -> None:
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(header.strip().encode(), expected.encode()):
         raise IntakeError(401, "signature invalide")
-
-
-MAX_ID = 2**31 - 1  # Redmine's ids are 32-bit integers, and so are the store's columns
-
-
-def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
-        raise IntakeError(400, f"{what} : entier positif attendu (identifiant Redmine, {MAX_ID} au plus)")
-    return value
-
-
-def _journal_id(journal: object) -> int | None:
-    if journal is None:
-        return None
-    if not isinstance(journal, dict):
-        raise IntakeError(400, "journal : objet attendu")
-    if journal.get("id") is None:
-        return None
-    return _positive_int(journal.get("id"), "journal.id")
 
 
 # What the standard JSON parser cannot take safely, refused before it runs: nesting past
@@ -131,11 +174,11 @@ def _check_limits(body: bytes) -> None:
         raise IntakeError(400, f"JSON trop imbriqué : {MAX_DEPTH} niveaux au plus")
 
 
-def parse_delivery(body: bytes) -> ParsedEvent:
-    """A webhook body, native (Redmine ≥ 7) or plugin format, as an inbox event.
+def parse_delivery(body: bytes, headers: Mapping[str, str] | None = None) -> ParsedEvent:
+    """A webhook body (and its headers) of any sender Redmine users run, as an inbox event.
 
     Raises IntakeError 400: not UTF-8 (RFC 8259), beyond the parser's limits, not JSON, not
-    a Redmine issue event."""
+    a known sender's delivery; Ignored: a sender's delivery about something else."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -145,47 +188,26 @@ def parse_delivery(body: bytes) -> ParsedEvent:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise IntakeError(400, f"JSON invalide : {exc}") from None
-    if not isinstance(document, dict):
-        raise IntakeError(400, "objet JSON attendu")
-
-    if "type" in document and "data" in document:  # native
-        event_type = document["type"]
-        if not isinstance(event_type, str) or event_type not in NATIVE_TYPES:
-            raise IntakeError(400, f"type d'événement non pris en charge : {str(event_type)[:40]!r}")
-        data = document["data"]
-        if not isinstance(data, dict):
-            raise IntakeError(400, "data : objet attendu")
-        issue, journal = data.get("issue"), data.get("journal")
-    elif "payload" in document:  # redmine_webhook plugin
-        payload = document["payload"]
-        if not isinstance(payload, dict):
-            raise IntakeError(400, "payload : objet attendu")
-        action = payload.get("action")
-        if not isinstance(action, str) or action not in PLUGIN_ACTIONS:
-            raise IntakeError(400, f"action non prise en charge : {str(action)[:40]!r}")
-        event_type = PLUGIN_ACTIONS[action]
-        issue, journal = payload.get("issue"), payload.get("journal")
-    else:
-        raise IntakeError(400, "format inconnu : attendu {type, data} (webhook Redmine) ou {payload} (plugin)")
-
-    if not isinstance(issue, dict):
-        raise IntakeError(400, "issue : objet attendu")
-    issue_id = _positive_int(issue.get("id"), "issue.id")
-    journal_id = _journal_id(journal)
-    return ParsedEvent(
-        dedup_key=dedup_key(event_type, issue_id, journal_id, body),
-        source="webhook",
-        event_type=event_type,
-        issue_id=issue_id,
-        journal_id=journal_id,
-    )
+    try:
+        delivery = read_delivery(document, headers if headers is not None else {})
+    except MalformedDelivery as exc:
+        raise IntakeError(400, str(exc)) from None
+    except NotAboutAnIssue as exc:
+        raise Ignored(str(exc)) from None
+    event_type = EVENT_TYPES[delivery.action]
+    key = (f"{delivery.sender}:{delivery.delivery_id}" if delivery.delivery_id
+           else dedup_key(event_type, delivery.issue_id, delivery.journal_id, body))
+    return ParsedEvent(dedup_key=key, source=delivery.sender, event_type=event_type, issue_id=delivery.issue_id,
+                       journal_id=delivery.journal_id, project_id=delivery.project_id,
+                       project_identifier=delivery.project_identifier)
 
 
 def dedup_key(event_type: str, issue_id: int, journal_id: int | None, body: bytes | None = None) -> str:
-    """Redmine sends no delivery id: type + issue + journal; the body's hash when an update has no journal."""
+    """Type + issue + journal (Redmine's own webhooks carry no delivery id); an issue is
+    created and deleted once; the body's hash for an update without journal."""
     if journal_id is not None:
         return f"{event_type}:{issue_id}:{journal_id}"
-    if event_type == "issue.created" or body is None:
+    if event_type in ("issue.created", "issue.deleted") or body is None:
         return f"{event_type}:{issue_id}:-"
     return f"{event_type}:{issue_id}:body-{hashlib.sha256(body).hexdigest()[:32]}"
 

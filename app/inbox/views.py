@@ -17,11 +17,14 @@ from starlette.requests import ClientDisconnect
 from app.database import Database
 from app.inbox import service
 from app.inbox.flows import (
+    API_KEY_HEADER,
     SIGNATURE_HEADER,
+    Credentials,
+    Ignored,
     IntakeError,
     ParsedEvent,
     authenticate,
-    check_signature_header,
+    authenticated_by_token,
     parse_delivery,
 )
 
@@ -122,27 +125,62 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-@router.post(
-    "/webhooks/redmine",
-    status_code=202,
-    responses={200: {"description": "livraison déjà reçue"}, 400: {}, 401: {}, 408: {}, 413: {}, 503: {}},
-)
+def _another_project(event: ParsedEvent, ctx) -> bool:
+    """The delivery names a project that is not the service's (its identifier, or its id once
+    the service has read its own: no Redmine request here)."""
+    if event.project_identifier is not None:
+        return event.project_identifier != ctx.settings.project
+    known = ctx.redmine.known_project_id
+    return event.project_id is not None and known is not None and event.project_id != known
+
+
+ANSWERS = {200: {"description": "livraison déjà reçue, ou ignorée (autre projet, autre objet)"}, 400: {}, 401: {},
+           408: {}, 413: {}, 503: {}}
+
+
+@router.post("/webhooks/redmine", status_code=202, responses=ANSWERS)
 async def receive_redmine_webhook(request: Request) -> JSONResponse:
+    """A delivery signed (X-Redmine-Signature-256) or carrying a token (X-Redmine-API-Key)."""
+    return await _receive(request, path_token=None)
+
+
+@router.post("/webhooks/redmine/{token}", status_code=202, responses=ANSWERS, include_in_schema=False)
+async def receive_redmine_webhook_with_token(request: Request, token: str) -> JSONResponse:
+    """A delivery of a sender that cannot sign, its token in the URL (never logged: the
+    access log shows ``/webhooks/redmine/***``)."""
+    return await _receive(request, path_token=token)
+
+
+async def _receive(request: Request, path_token: str | None) -> JSONResponse:
     ctx = request.app.state.ctx
     settings = ctx.settings
+    headers = request.headers
+    credentials = Credentials(headers.get(SIGNATURE_HEADER), path_token, headers.get(API_KEY_HEADER))
     try:
-        check_signature_header(request.headers.get(SIGNATURE_HEADER), settings)
+        authenticated_by_token(credentials, settings)  # before the body: an unauthenticated sender costs nothing
         body = await _read_body(request, settings.webhook_max_bytes)
-        authenticate(body, request.headers.get(SIGNATURE_HEADER), settings)
-        event = parse_delivery(body)
+        authenticate(body, credentials, settings)
+        event = parse_delivery(body, headers)
+        if _another_project(event, ctx) and not await run_in_threadpool(request.app.state.tracked, event.issue_id):
+            raise Ignored(f"ticket #{event.issue_id} d'un autre projet, non suivi")
     except IntakeError as exc:
         log.info("webhook refusé (%s) : %s", exc.status, exc.message)
         return JSONResponse({"error": exc.message}, status_code=exc.status)
+    except Ignored as exc:
+        log.info("webhook ignoré : %s", exc)
+        return JSONResponse({"status": "ignored", "reason": str(exc)}, status_code=200)
+    except SQLAlchemyError as exc:
+        return _database_down(exc)
     try:
         stored = await _intake(request.app).store(event, ctx.clock.now())
     except SQLAlchemyError as exc:
-        log.error("webhook non enregistré, base indisponible : %s", type(exc).__name__)
-        return JSONResponse({"error": "base de données indisponible, renvoyer plus tard"}, status_code=503)
+        return _database_down(exc)
     if stored.created:
         return JSONResponse({"status": "accepted", "event_id": stored.event_id}, status_code=202)
     return JSONResponse({"status": "duplicate", "event_id": stored.event_id}, status_code=200)
+
+
+def _database_down(exc: SQLAlchemyError) -> JSONResponse:
+    """503: the senders that retry send it again (never a 4xx for what a retry fixes)."""
+    log.error("webhook non enregistré, base indisponible : %s", type(exc).__name__)
+    return JSONResponse({"error": "base de données indisponible, renvoyer plus tard"}, status_code=503)

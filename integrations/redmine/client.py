@@ -315,6 +315,10 @@ class RedmineClient:
         return self._id("project", "id")
 
     @property
+    def known_project_id(self) -> int | None:
+        return self._ids["project"]["id"] if self._ids else None
+
+    @property
     def service_user_id(self) -> int:
         if self._service_user_id is None:
             self._service_user_id = self._request("get", "/users/current.json", "lecture du compte du service")["user"]["id"]

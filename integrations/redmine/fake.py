@@ -26,6 +26,7 @@ from integrations.redmine.schema import build_spec
 
 class FakeRedmine:
     project_id = 1
+    known_project_id = 1
 
     def __init__(self, principals: dict[str, int] | None = None, service_user_id: int = 99,
                  settings: Settings | None = None):

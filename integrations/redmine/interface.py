@@ -294,6 +294,8 @@ class SchemaReport:
 class Redmine(Protocol):
     project_id: int
     """Id of the configured project."""
+    known_project_id: int | None
+    """The project's id if already read, without a request (None otherwise)."""
     service_user_id: int
     """Id of the service's own account (the author of the tickets it creates)."""
 

@@ -63,7 +63,7 @@ def test_serve_refuses_bad_deliveries_and_processes_a_good_one(admin, service, c
         listing = service.cli("events").stdout
         return listing if "done=1" in listing else None
 
-    assert "webhook" in wait_for(done_listing, 30, "événement marqué traité")
+    assert "redmine" in wait_for(done_listing, 30, "événement marqué traité")
 
 
 WEBHOOKS_ONLY = {"RECOUVREMENT_WORKER__POLL_INTERVAL_SECONDS": "3600",

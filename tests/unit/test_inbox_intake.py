@@ -48,18 +48,19 @@ def test_an_update_without_journal_is_keyed_by_its_body():
     (b"\xff\xfe", "JSON invalide"),
     (b"[1, 2]", "objet JSON attendu"),
     (b'{"hello": 1}', "format inconnu"),
-    (b'{"type": "issue.deleted", "data": {"issue": {"id": 1}}}', "non pris en charge"),
     (b'{"type": "issue.created", "data": []}', "data"),
     (b'{"type": "issue.created", "data": {"issue": {"id": "7"}}}', "issue.id"),
     (b'{"type": "issue.created", "data": {"issue": {"id": 0}}}', "issue.id"),
     (b'{"type": "issue.created", "data": {"issue": {"id": true}}}', "issue.id"),
     (b'{"type": "issue.created", "data": {}}', "issue"),
     (b'{"type": "issue.updated", "data": {"issue": {"id": 1}, "journal": {"id": "x"}}}', "journal.id"),
-    (b'{"payload": {"action": "closed", "issue": {"id": 1}}}', "action"),
     (b'{"payload": [1]}', "payload"),
     (b'{"payload": {"action": "opened", "issue": 7}}', "issue"),
-    (b'{"type": ["issue.created"], "data": {"issue": {"id": 1}}}', "non pris en charge"),  # unhashable type
+    (b'{"type": ["issue.created"], "data": {"issue": {"id": 1}}}', "illisible"),  # unhashable type
     (b'{"payload": {"action": {"a": 1}, "issue": {"id": 1}}}', "action"),  # unhashable action
+    (b'{"event_type": "issue", "action": "created", "issue": {"id": 1}, "event_id": "a b"}', "event_id"),
+    (b'{"event_type": "issue", "action": 3, "issue": {"id": 1}}', "textes attendus"),
+    (b'{"event_type": "issue", "action": "deleted", "issue": {"id": -4}}', "issue.id"),
     ('{"type": "issue.created", "data": {"issue": {"id": 1}}}'.encode("utf-16"), "JSON invalide"),  # not UTF-8
 ])
 def test_malformed_or_unknown_bodies_are_refused_with_a_reason(body, says):

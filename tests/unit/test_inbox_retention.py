@@ -42,7 +42,7 @@ def test_a_stored_delivery_keeps_ids_and_type_only(ctx):
         assert personal not in values
     [event] = service.list_events(ctx.db)
     assert (event.id, event.source, event.event_type, event.issue_id, event.journal_id, event.dedup_key) == (
-        stored.event_id, "webhook", "issue.updated", 42, 77, "issue.updated:42:77")
+        stored.event_id, "redmine", "issue.updated", 42, 77, "issue.updated:42:77")
 
 
 def _finished(ctx, issue_id: int, state: EventState, days_ago: float) -> int:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.inbox import service
 from app.main import create_app
-from tests.unit.helpers import make_context
+from tests.unit.helpers import NOW, make_context
 
 SECRET = "unit-secret"
 BODY = json.dumps({"type": "issue.created", "timestamp": "2027-01-15T08:00:00Z",
@@ -48,7 +48,7 @@ def test_accepted_then_duplicate(signed_ctx):
     assert first.status_code == 202 and first.json()["status"] == "accepted"
     assert again.status_code == 200 and again.json() == {"status": "duplicate", "event_id": first.json()["event_id"]}
     [event] = stored(signed_ctx)
-    assert (event.issue_id, event.state.value, event.source) == (5, "pending", "webhook")
+    assert (event.issue_id, event.state.value, event.source) == (5, "pending", "redmine")
 
 
 @pytest.mark.parametrize("headers", [{}, signed(BODY, "other-secret"), {"X-Redmine-Signature-256": "garbage"}])
@@ -123,7 +123,7 @@ def test_serve_refuses_to_start_without_a_secret_unless_the_unauthenticated_mode
         monkeypatch.setenv("RECOUVREMENT_WEBHOOK_SECRET", secret)
     refused = CliRunner().invoke(cli, ["serve"])
     assert refused.exit_code == 2 and "Traceback" not in refused.output
-    assert "erreur : aucun secret de webhook" in refused.output
+    assert "erreur : aucune authentification de webhook" in refused.output
     assert "RECOUVREMENT_WEBHOOK_UNAUTHENTICATED=true" in refused.output
     assert served == [] and not (tmp_path / "serve.db").exists()
 
@@ -177,7 +177,7 @@ def test_the_signature_is_checked_before_the_body_is_read_as_json(signed_ctx):
     body = b'{"type": ["issue.created"], "data": {}}'
     assert post(signed_ctx, body, {}).status_code == 401
     response = post(signed_ctx, body, signed(body))
-    assert response.status_code == 400 and "non pris en charge" in response.json()["error"]
+    assert response.status_code == 400 and "illisible" in response.json()["error"]
     assert stored(signed_ctx) == []
 
 
@@ -218,3 +218,125 @@ def test_concurrent_deliveries_are_stored_together_and_a_failed_group_one_by_one
     answers = asyncio.run(deliver_all())
     assert [a.status_code for a in answers] == [202] * 20
     assert len(stored(open_ctx)) == 20 and max(groups) > 1
+
+
+# --- issue 16: senders that cannot sign authenticate with a token ---------------------------
+TOKEN = "plugin-token-0123456789"
+OLD_TOKEN = "rotated-token-9876543210"
+
+
+@pytest.fixture
+def token_ctx(tmp_path):
+    return make_context(tmp_path, Settings(webhook_secret=SECRET, webhook_tokens={"plugin": TOKEN, "ancien": OLD_TOKEN}))
+
+
+def post_to(ctx, path, body, headers):
+    with TestClient(create_app(ctx)) as client:
+        return client.post(path, content=body, headers=headers)
+
+
+@pytest.mark.parametrize("path, headers", [
+    (f"/webhooks/redmine/{TOKEN}", {}),
+    (f"/webhooks/redmine/{OLD_TOKEN}", {}),  # rotation: both accepted meanwhile
+    ("/webhooks/redmine", {"X-Redmine-API-Key": TOKEN}),
+    ("/webhooks/redmine", signed(BODY)),
+])
+def test_a_token_in_the_url_or_the_api_key_header_or_the_signature_authenticates(token_ctx, path, headers):
+    assert post_to(token_ctx, path, BODY, headers).status_code == 202
+    assert len(stored(token_ctx)) == 1
+
+
+@pytest.mark.parametrize("path, headers", [
+    ("/webhooks/redmine", {}),
+    ("/webhooks/redmine/wrong-token-0123456789", {}),
+    (f"/webhooks/redmine/{TOKEN[:-1]}", {}),
+    ("/webhooks/redmine", {"X-Redmine-API-Key": "wrong-token-0123456789"}),
+    ("/webhooks/redmine/wrong-token-0123456789", signed(BODY, "other-secret")),
+])
+def test_with_tokens_set_a_delivery_carrying_none_is_401_and_nothing_is_stored(token_ctx, path, headers):
+    response = post_to(token_ctx, path, BODY, headers)
+    assert response.status_code == 401
+    assert TOKEN not in response.text and OLD_TOKEN not in response.text
+    assert stored(token_ctx) == []
+
+
+def test_a_token_alone_is_authentication_enough_and_unsigned_deliveries_then_need_it(tmp_path):
+    ctx = make_context(tmp_path, Settings(webhook_tokens={"plugin": TOKEN}))
+    assert post_to(ctx, "/webhooks/redmine", BODY, {}).status_code == 401
+    assert post_to(ctx, "/webhooks/redmine", BODY, signed(BODY)).status_code == 401  # no secret to check it with
+    assert post_to(ctx, f"/webhooks/redmine/{TOKEN}", BODY, {}).status_code == 202
+
+
+@pytest.mark.parametrize("token", ["short", "has space in it 0123456789", "a/b-0123456789abcd", "x%2Fy-0123456789abc"])
+def test_a_token_that_cannot_work_is_never_accepted(tmp_path, token):
+    from app.inbox.flows import token_problems
+
+    ctx = make_context(tmp_path, Settings(webhook_secret=SECRET, webhook_tokens={"plugin": token}))
+    assert post_to(ctx, "/webhooks/redmine", BODY, {"X-Redmine-API-Key": token}).status_code == 401
+    assert post_to(ctx, f"/webhooks/redmine/{token}", BODY, {}).status_code in (401, 404)
+    assert stored(ctx) == []
+    [problem] = token_problems(ctx.settings)
+    assert "« plugin »" in problem and token not in problem
+
+
+def test_serve_refuses_to_start_with_an_unusable_token_naming_it_not_its_value(tmp_path, monkeypatch,
+                                                                               settings_from_env):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: pytest.fail("started"))
+    monkeypatch.setenv("RECOUVREMENT_DATABASE_URL", f"sqlite:///{tmp_path}/serve.db")
+    monkeypatch.setenv("RECOUVREMENT_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("RECOUVREMENT_WEBHOOK_TOKENS__PLUGIN", "trop-court")
+    refused = CliRunner().invoke(cli, ["serve"])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "jeton de webhook « plugin » inutilisable" in refused.output and "trop-court" not in refused.output
+
+
+def test_the_token_of_the_url_never_reaches_the_access_log():
+    from app.server import HiddenWebhookTokens
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "POST", f"/webhooks/redmine/{TOKEN}?x=1", "1.1", 202), None)
+    assert HiddenWebhookTokens().filter(record)
+    assert TOKEN not in record.getMessage() and "/webhooks/redmine/***" in record.getMessage()
+
+
+def test_a_delivery_about_something_else_is_acknowledged_and_not_stored(signed_ctx):
+    for body in (json.dumps({"type": "time_entry.created", "data": {"time_entry": {"id": 3}}}).encode(),
+                 json.dumps({"payload": {"action": "closed", "issue": {"id": 3}}}).encode(),
+                 json.dumps({"event_type": "time_entry", "action": "created", "time_entry": {"id": 3}}).encode()):
+        response = post(signed_ctx, body, signed(body))
+        assert response.status_code == 200 and response.json()["status"] == "ignored"
+    assert stored(signed_ctx) == []
+
+
+def test_a_delivery_about_another_project_is_ignored_without_a_redmine_call_unless_the_ticket_is_tracked(signed_ctx):
+    from app.deadlines.models import Deadline
+
+    from app.deadlines.models import DeadlineState
+
+    def no_redmine_call(*args, **kwargs):
+        raise AssertionError("Redmine appelé")
+
+    signed_ctx.redmine.get_issue = no_redmine_call
+    foreign = json.dumps({"type": "issue.updated", "data": {"issue": {"id": 77, "project": {"id": 9, "name": "RH"}},
+                                                           "journal": {"id": 1}}}).encode()
+    response = post(signed_ctx, foreign, signed(foreign))
+    assert response.status_code == 200 and response.json()["status"] == "ignored"
+    assert stored(signed_ctx) == []
+    named = json.dumps({"event_type": "issue", "action": "updated", "event_id": "e-1",
+                        "issue": {"id": 77, "project": {"id": 1, "identifier": "autre", "name": "Autre"}}}).encode()
+    assert post(signed_ctx, named, signed(named)).json()["status"] == "ignored"
+    ours = json.dumps({"type": "issue.updated", "data": {"issue": {"id": 77, "project": {"id": 1, "name": "Gestion"}},
+                                                        "journal": {"id": 1}}}).encode()
+    assert post(signed_ctx, ours, signed(ours)).status_code == 202
+    # a ticket with pending deadlines moved out: its delivery is kept, so that they end at once
+    with signed_ctx.db.session() as session:
+        session.add(Deadline(issue_id=78, kind="C-14/provision", due_at=NOW, label="x",
+                             state=DeadlineState.pending, created_at=NOW))
+    moved = foreign.replace(b'"id": 77', b'"id": 78')
+    assert post(signed_ctx, moved, signed(moved)).status_code == 202
+    assert sorted(e.issue_id for e in stored(signed_ctx)) == [77, 78]
