@@ -24,6 +24,9 @@ from app.reconciliation import service
 from integrations.redmine.interface import ISSUES_PER_REQUEST, Issue, IssueSummary
 
 
+NAMED = 20  # tickets named per kind in a report's summary
+
+
 @dataclass(frozen=True)
 class ReconcileReport:
     checked: int  # tracked tickets looked up in Redmine
@@ -33,9 +36,13 @@ class ReconcileReport:
     queued: int  # events newly queued (those of an earlier run of the day are not queued again)
 
     def summary(self) -> str:
-        """One French line (the CLI and the log)."""
+        """One French line (the CLI and the log); the tickets of each kind named, the first
+        ``NAMED`` of them."""
         def ids(found: list[int]) -> str:
-            return f"{len(found)}" + (f" ({', '.join(f'#{i}' for i in found)})" if found else "")
+            if not found:
+                return "0"
+            more = f" et {len(found) - NAMED} autre(s)" if len(found) > NAMED else ""
+            return f"{len(found)} ({', '.join(f'#{i}' for i in found[:NAMED])}{more})"
 
         return (f"rapprochement : {self.checked} ticket(s) suivi(s) vérifié(s), absent(s) de Redmine : "
                 f"{ids(self.absent)}, dans un autre projet : {ids(self.moved)}, modifié(s) : {ids(self.changed)}, "

@@ -151,13 +151,15 @@ def test_the_tracked_tickets_are_the_open_ones_and_those_with_pending_deadlines(
     assert reconcile(ctx).checked == 3
 
 
-def test_a_ticket_with_deadlines_never_remembered_is_queued_once(ctx):
-    """Deadlines stored before the reconciliation existed: no fingerprint yet, so read again
-    once; processing then records it."""
-    lit = add_litigation(ctx.redmine)
-    deadlines.store_wanted(ctx.db, [lit.id], lambda _id, _fired: [
+def test_tickets_with_deadlines_never_remembered_are_queued_once(ctx):
+    """Deadlines stored before the reconciliation existed: no fingerprint yet, so each ticket
+    is read again once (the summary names the first 20); processing then records them."""
+    files = [add_litigation(ctx.redmine) for _ in range(25)]
+    deadlines.store_wanted(ctx.db, [f.id for f in files], lambda _id, _fired: [
         deadlines.Wanted("C-14/provision", NOW + timedelta(days=30), "déchéance")], NOW)
-    assert reconcile(ctx).changed == [lit.id]
+    report = reconcile(ctx)
+    assert report.changed == [f.id for f in files] and report.queued == 25
+    assert "modifié(s) : 25 (#1, #2, " in report.summary() and "#20 et 5 autre(s)), 25 événement(s)" in report.summary()
     work(ctx)
     assert reconcile(ctx).queued == 0
 
@@ -175,6 +177,7 @@ def test_tracked_tickets_are_looked_up_100_a_request(ctx, monkeypatch):
 
     report = reconcile(ctx)
     assert [len(ids) for ids in asked] == [ISSUES_PER_REQUEST, ISSUES_PER_REQUEST, 50]
+    assert "250 ticket(s) suivi(s) vérifié(s), absent(s) de Redmine : 3 (#1, #2, #3)" in report.summary()
     assert sorted(i for ids in asked for i in ids) == [i.id for i in issues]
     assert report.checked == 250 and report.absent == [i.id for i in issues[:3]] and report.queued == 3
     with pytest.raises(ValueError):
