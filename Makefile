@@ -52,6 +52,7 @@ bench: redmine postgres
 	$(PY) -m benchmarks.b1_intake
 	$(PY) -m benchmarks.b3_deadlines
 	$(PY) -m benchmarks.b4_polling
+	$(PY) -m benchmarks.b6_reconciliation
 	$(PY) -m benchmarks.b2_orchestration
 
 clean:

@@ -26,6 +26,7 @@ from app.prevention import service as prevention_service
 from app.prevention.ledger import LedgerFileError
 from app.text import clean
 from app.processing.flows import deadline_rules, work
+from app.reconciliation.flows import reconcile as reconcile_tracked
 from app.writeoffs import flows as writeoffs_flows
 from integrations.redmine.interface import RedmineError
 from integrations.redmine.schema import build_spec
@@ -119,6 +120,18 @@ def sync(now: NowOption = None,
     typer.echo(f"lecture : {report.changed} ticket(s) modifié(s), {report.read} relu(s), {report.queued} en file")
     if not no_work:
         typer.echo(f"traitement : {work(ctx).processed} événement(s)")
+
+
+@cli.command()
+def reconcile(now: NowOption = None) -> None:
+    """Rapprocher de Redmine les tickets suivis (supprimés, déplacés, relations…), puis traiter la file."""
+    ctx = _context(now)
+    try:
+        report = reconcile_tracked(ctx)
+    except RedmineError as exc:
+        _fail(str(exc))
+    typer.echo(report.summary())
+    typer.echo(f"traitement : {work(ctx).processed} événement(s)")
 
 
 @cli.command()

@@ -31,7 +31,8 @@ from app.inbox.views import router as inbox_router
 from app.leadership.flows import Leadership
 from app.legal.scheduled import legal_job
 from app.prevention.scheduled import prevention_job
-from app.processing.scheduled import strays_job, work_job
+from app.processing.scheduled import work_job
+from app.reconciliation.scheduled import reconcile_job
 from app.server import BodyTimeout
 from app.writeoffs.scheduled import scan_job
 from integrations.redmine.client import RedmineClient
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 # The jobs of the replica holding the scheduler lease; each runs when it takes the lease.
-LEADER_JOBS = ("poll", "tick", "writeoffs", "prevention", "legal", "purge", "strays")
+LEADER_JOBS = ("poll", "tick", "writeoffs", "prevention", "legal", "purge", "reconcile")
 
 
 def make_scheduler(ctx: Context, leadership: Leadership, heartbeats: Heartbeats) -> BackgroundScheduler:
@@ -62,10 +63,10 @@ def make_scheduler(ctx: Context, leadership: Leadership, heartbeats: Heartbeats)
     office = ctx.settings.deadlines.office_hour
     # C-31: the write-off scan; P-4, P-6, P-12: the monthly prevention runs, checked daily (each
     # done once); L-0 … L-16: the legal check of every open litigation file, as dates pass; the
-    # purge of finished inbox events (retention); the daily reading again of the
-    # tickets with pending deadlines moved out of the project (their deadlines cancelled).
+    # purge of finished inbox events (retention); the reconciliation of the tracked tickets with
+    # Redmine (deleted, moved, relations: what polling cannot see).
     for job_id, job in (("writeoffs", scan_job), ("prevention", prevention_job), ("legal", legal_job),
-                        ("purge", purge_job), ("strays", strays_job)):
+                        ("purge", purge_job), ("reconcile", reconcile_job)):
         scheduler.add_job(leading(job_id, job), "cron", hour=office.hour, minute=office.minute, args=[ctx],
                           id=job_id, **common)
 

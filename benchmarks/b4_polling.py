@@ -13,69 +13,29 @@ sets the cursor, 20 issues changed over REST by a user, then the measured second
 from __future__ import annotations
 
 import sys
-import time
 from datetime import datetime
 from time import perf_counter
-
-import httpx
 
 from app.clock import Clock
 from app.config import Settings
 from app.context import Context
 from app.database import Database
 from app.inbox.flows import poll_once
-from benchmarks.common import print_table, sqlite_database, write_results
+from benchmarks.common import BULK_USER, bulk_project, print_table, sqlite_database, wait_for_redmine, write_results
 from integrations.redmine.client import RedmineClient
-from tests.e2e.redmine_admin import RedmineAdmin, local_redmine_env, rails_runner
+from tests.e2e.redmine_admin import RedmineAdmin
 
 NAME = "b4_polling"
 PROJECT = "bench-polling"
 ISSUES = 5_000
 CHANGED = 20
 TRACKER = "Tâche gestionnaire"
-USER = "claire.contentieux"  # the litigation clerk of the end-to-end tests
-
-# Issues inserted in bulk (no callbacks): roots of their own tree, as Issue#create makes them,
-# made one a minute until now (a project with history: each issue its own updated_on).
-CREATE_ISSUES = """
-project = Project.find_by!(identifier: ARGV[0])
-wanted, tracker, author = ARGV[1].to_i, Tracker.find_by!(name: ARGV[2]), User.find_by!(login: ARGV[3])
-count = Issue.where(project_id: project.id).count
-if count < wanted
-  status, priority = IssueStatus.where(is_closed: false).order(:position).first, IssuePriority.default
-  now = Time.now.utc
-  rows = (count + 1..wanted).map do |n|
-    at = now - (wanted - n) * 60
-    {project_id: project.id, tracker_id: tracker.id, status_id: status.id, priority_id: priority.id,
-     author_id: author.id, subject: "Volume #{n}", lock_version: 0, done_ratio: 0, is_private: false,
-     lft: 1, rgt: 2, start_date: at.to_date, created_on: at, updated_on: at}
-  end
-  rows.each_slice(1000) { |slice| Issue.insert_all(slice) }
-  Issue.where(project_id: project.id, root_id: nil).update_all("root_id = id")
-end
-puts Issue.where(project_id: project.id).count
-"""
-
-
-def wait_for_redmine(seconds: float = 180) -> dict[str, str]:
-    """The local Redmine's env once it answers (another developer's tests may restart it)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        env = local_redmine_env()
-        try:
-            httpx.get(f"{env['REDMINE_URL']}/login", timeout=5).raise_for_status()
-            return env
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(3)
+USER = BULK_USER
 
 
 def ensure_project(admin: RedmineAdmin) -> int:
     """The project with ISSUES issues, made if absent; its issue count."""
-    if admin.http.get(f"/projects/{PROJECT}.json").status_code == 404:
-        admin.new_project(PROJECT, "recouvrement", [admin.person(USER, "Claire", "Contentieux")])
-    return int(rails_runner(CREATE_ISSUES, PROJECT, str(ISSUES), TRACKER, USER).split()[-1])
+    return bulk_project(admin, PROJECT, ISSUES, TRACKER)
 
 
 def newest_change(admin: RedmineAdmin) -> datetime:

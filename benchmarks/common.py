@@ -9,12 +9,16 @@ import platform
 import resource
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import httpx
+
 from tests.e2e.processes import Replica
+from tests.e2e.redmine_admin import RedmineAdmin, local_redmine_env, rails_runner
 from tests.postgres import drop_database, new_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +64,55 @@ def serve(env: dict[str, str], stop_seconds: float = 30) -> Iterator[tuple[str, 
         yield replica.url, replica.process
     finally:
         replica.stop(stop_seconds)
+
+
+# --- the local Redmine's volume projects (B4, B6) ---------------------------------------
+BULK_USER = "claire.contentieux"  # the litigation clerk of the end-to-end tests
+
+# Issues inserted in bulk (no callbacks) until the project has the number wanted open: roots of
+# their own tree, as Issue#create makes them, made one a minute until now (a project with
+# history: each issue its own updated_on).
+BULK_ISSUES = """
+project = Project.find_by!(identifier: ARGV[0])
+wanted, tracker, author = ARGV[1].to_i, Tracker.find_by!(name: ARGV[2]), User.find_by!(login: ARGV[3])
+count = Issue.open.where(project_id: project.id).count
+if count < wanted
+  status, priority = IssueStatus.where(is_closed: false).order(:position).first, IssuePriority.default
+  now = Time.now.utc
+  rows = (count + 1..wanted).map do |n|
+    at = now - (wanted - n) * 60
+    {project_id: project.id, tracker_id: tracker.id, status_id: status.id, priority_id: priority.id,
+     author_id: author.id, subject: "Volume #{n}", lock_version: 0, done_ratio: 0, is_private: false,
+     lft: 1, rgt: 2, start_date: at.to_date, created_on: at, updated_on: at}
+  end
+  rows.each_slice(1000) { |slice| Issue.insert_all(slice) }
+  Issue.where(project_id: project.id, root_id: nil).update_all("root_id = id")
+end
+puts Issue.open.where(project_id: project.id).count
+"""
+
+
+def wait_for_redmine(seconds: float = 180) -> dict[str, str]:
+    """The local Redmine's env once it answers (another developer's tests may restart it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        env = local_redmine_env()
+        try:
+            httpx.get(f"{env['REDMINE_URL']}/login", timeout=5).raise_for_status()
+            return env
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(3)
+
+
+def bulk_project(admin: RedmineAdmin, project: str, issues: int, tracker: str) -> int:
+    """The project (the service account and BULK_USER members) with ``issues`` open issues of
+    ``tracker``: made once by ``rails runner``, topped up when later runs closed, deleted or moved
+    some, reused otherwise. Its open issue count."""
+    if admin.http.get(f"/projects/{project}.json").status_code == 404:
+        admin.new_project(project, "recouvrement", [admin.person(BULK_USER, "Claire", "Contentieux")])
+    return int(rails_runner(BULK_ISSUES, project, str(issues), tracker, BULK_USER).split()[-1])
 
 
 # --- figures --------------------------------------------------------------------------

@@ -19,8 +19,6 @@ from app.cancellations.flows import RULES as CANCELLATION_DEADLINES
 from app.cancellations.flows import reconcile_cancellation
 from app.config import Settings
 from app.deadlines import flows as deadlines
-from app.deadlines import service as deadlines_service
-from app.inbox.flows import ParsedEvent
 from app.enforcement.flows import reconcile_eviction, reconcile_eviction_order, reconcile_judgment
 from app.invoices.flows import reconcile_invoice
 from app.litigation.deadlines import RULES as LITIGATION_DEADLINES
@@ -29,6 +27,7 @@ from app.legal.flows import reconcile_legal
 from app.litigation.flows import open_register, reconcile_litigation, reconcile_register
 from app.effects import StepsPending, attempt, refused, report_refusals, steps_pending, what_to_do
 from app.prevention.flows import reconcile_reminder_ticket
+from app.reconciliation.flows import forget, remember
 from app.titles.flows import reconcile_contested_injunction, reconcile_title
 from app.writeoffs.flows import RULES as WRITEOFF_DEADLINES
 from app.writeoffs.flows import reconcile_writeoff
@@ -87,6 +86,7 @@ def _process_issue(ctx: Context, issue_id: int) -> str:
     rules = deadline_rules(ctx.settings)
     if issue.project_id != ctx.redmine.project_id:  # foreign, or moved out: nothing written there
         return _ignored(ctx, issue_id, "d'un autre projet")
+    remember(ctx, issue)  # for the reconciliation: what polling cannot see (issue 16)
     done: list[str] = []
     for step in _steps(ctx, issue):
         done += attempt(ctx, step)
@@ -106,7 +106,8 @@ def _process_issue(ctx: Context, issue_id: int) -> str:
 
 def _ignored(ctx: Context, issue_id: int, why: str) -> str:
     """A ticket gone, out of sight or of another project: nothing written; its deadlines, if
-    it had any (moved out of the project), cancelled."""
+    it had any (moved out of the project), cancelled; no longer tracked."""
+    forget(ctx, issue_id)
     cancelled = deadlines.cancel_all(ctx, issue_id)
     return f"ticket #{issue_id} {why} : ignoré" + (f" ({', '.join(cancelled)})" if cancelled else "")
 
@@ -166,26 +167,6 @@ def _litigation_of(ctx: Context, issue: Issue) -> Issue | None:
             return None
         issue = ctx.redmine.get_issue(issue.parent_id)
     return None
-
-
-def queue_strays(ctx: Context) -> list[int]:
-    """The tickets with pending deadlines that are no longer open tickets of a tracker with
-    deadlines in the project (moved to another project, whose changes polling cannot see;
-    closed, or moved to another tracker, without an event): each queued once a day, so
-    processing cancels what they no longer call for (issue 15). Their ids."""
-    active = deadlines_service.active_issue_ids(ctx.db)
-    if not active:
-        return []
-    in_project: set[int] = set()
-    for tracker in deadline_rules(ctx.settings).rules:
-        in_project.update(ctx.redmine.open_issue_ids(tracker))
-    strays = sorted(active - in_project)
-    if not strays:
-        return []
-    day = f"{ctx.clock.now():%Y-%m-%d}"
-    service.store_events(ctx.db, [(ParsedEvent(f"reconciliation/{issue_id}/{day}", "internal", "issue.reconciled",
-                                               issue_id, None), ctx.clock.now()) for issue_id in strays])
-    return strays
 
 
 def backoff(ctx: Context, attempts: int) -> timedelta:

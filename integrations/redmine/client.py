@@ -27,11 +27,13 @@ from redminelib import exceptions as rex
 
 from app.config import Settings
 from integrations.redmine.interface import (
+    ISSUES_PER_REQUEST,
     Change,
     Child,
     Expected,
     Issue,
     IssueStamp,
+    IssueSummary,
     Journal,
     NewIssue,
     RedmineAccessRefused,
@@ -44,7 +46,7 @@ from integrations.redmine.interface import (
 )
 from integrations.redmine.schema import RedmineSpec, build_spec
 
-PAGE = 100
+PAGE = ISSUES_PER_REQUEST
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -69,6 +71,12 @@ def _changes(details: list[dict], field_names: dict[str, str]) -> list[Change]:
             continue
         changes.append(Change(name, d.get("old_value"), d.get("new_value")))
     return changes
+
+
+def _related(raw: dict) -> list[int]:
+    """The ids of the issues related to an issue as Redmine answers it (``include=relations``):
+    each relation names both ends, this issue being one of them."""
+    return [r["issue_to_id"] if r["issue_id"] == raw["id"] else r["issue_id"] for r in raw.get("relations", [])]
 
 
 def _filter_expression(value: str) -> str:
@@ -305,8 +313,7 @@ class RedmineClient:
             ],
             children=[Child(c["id"], c["tracker"]["name"]) for c in raw.get("children", [])],
             attachments=[a["filename"] for a in raw.get("attachments", [])],
-            relations=[r["issue_to_id"] if r["issue_id"] == raw["id"] else r["issue_id"]
-                       for r in raw.get("relations", [])],
+            relations=_related(raw),
         )
 
     # --- the capability --------------------------------------------------------------
@@ -357,6 +364,19 @@ class RedmineClient:
         params = {"project_id": self.project_id, "tracker_id": self._id("trackers", tracker), "status_id": "open",
                   "sort": "id"}
         return [raw["id"] for raw in self._all("/issues.json", "issues", f"lecture des tickets {tracker}", params)]
+
+    def issues_by_ids(self, ids: list[int]) -> list[IssueSummary]:
+        if len(ids) > ISSUES_PER_REQUEST:
+            raise ValueError(f"{len(ids)} tickets demandés en une requête : {ISSUES_PER_REQUEST} au plus")
+        if not ids:
+            return []
+        # No project filter: a ticket moved to another project the service sees still answers.
+        params = {"issue_id": ",".join(map(str, ids)), "status_id": "*", "include": "relations",
+                  "limit": ISSUES_PER_REQUEST}
+        found = self._request("get", "/issues.json", f"lecture de {len(ids)} ticket(s) suivi(s)", params=params)
+        return [IssueSummary(raw["id"], raw["project"]["id"], raw["tracker"]["name"],
+                             bool(raw["status"].get("is_closed")), _parse_time(raw["updated_on"]), _related(raw))
+                for raw in found["issues"]]
 
     def create_issue(self, new: NewIssue) -> Issue:
         data: dict[str, Any] = {

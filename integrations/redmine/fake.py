@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from app.config import Settings
 from integrations.redmine.interface import (
+    ISSUES_PER_REQUEST,
     Change,
     Child,
     Issue,
     IssueStamp,
+    IssueSummary,
     Journal,
     NewIssue,
     RedmineAccessRefused,
@@ -114,6 +116,13 @@ class FakeRedmine:
         child = Child(child_id, self.issues[child_id].tracker)
         self.issues[parent_id] = replace(parent, children=[*parent.children, child])
 
+    def delete(self, issue_id: int) -> None:
+        """An administrator deletes the ticket (its relations go with it, as in Redmine)."""
+        del self.issues[issue_id]
+        for other in self.issues.values():
+            if issue_id in other.relations:
+                self.issues[other.id] = replace(other, relations=[r for r in other.relations if r != issue_id])
+
     def close(self, issue_id: int) -> None:
         self.issues[issue_id] = replace(self.issues[issue_id], closed=True, status=self.closed_status,
                                         updated_on=self._stamp())
@@ -152,6 +161,13 @@ class FakeRedmine:
         self._up()
         return sorted(i.id for i in self.issues.values()
                       if i.project_id == self.project_id and i.tracker == tracker and not i.closed)
+
+    def issues_by_ids(self, ids: list[int]) -> list[IssueSummary]:
+        self._up()
+        if len(ids) > ISSUES_PER_REQUEST:
+            raise ValueError(f"{len(ids)} tickets demandés en une requête : {ISSUES_PER_REQUEST} au plus")
+        return [IssueSummary(i.id, i.project_id, i.tracker, i.closed, i.updated_on, list(i.relations))
+                for i in (self.issues[n] for n in ids if n in self.issues and n not in self.forbidden)]
 
     def create_issue(self, new: NewIssue) -> Issue:
         self._up()

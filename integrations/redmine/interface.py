@@ -222,6 +222,24 @@ class IssueStamp:
     updated_on: datetime
 
 
+# Redmine lists at most 100 issues a request (the largest ``limit`` its API takes).
+ISSUES_PER_REQUEST = 100
+
+
+@dataclass(frozen=True)
+class IssueSummary:
+    """An issue as Redmine's issue list shows it: where it is, what it is, whether it is
+    closed, when it last changed and which issues it is related to — what the
+    reconciliation compares with what the service last knew of it (issue 16)."""
+
+    id: int
+    project_id: int
+    tracker: str
+    closed: bool
+    updated_on: datetime
+    relations: list[int] = field(default_factory=list)  # ids of related issues
+
+
 @dataclass(frozen=True)
 class NewIssue:
     tracker: str
@@ -319,6 +337,11 @@ class Redmine(Protocol):
 
     def open_issue_ids(self, tracker: str) -> list[int]:
         """Ids of the project's open issues of that tracker."""
+
+    def issues_by_ids(self, ids: list[int]) -> list[IssueSummary]:
+        """The issues among ``ids`` (at most ``ISSUES_PER_REQUEST``; ValueError beyond) that
+        the service's account can see, in any project, open or closed, with their
+        relations: one request. An id left out is deleted, or out of the service's sight."""
 
     def create_issue(self, new: NewIssue) -> Issue:
         """Create in the configured project, then verify parent and assignee were kept."""

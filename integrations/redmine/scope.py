@@ -26,6 +26,7 @@ from integrations.redmine.interface import (
     Expected,
     Issue,
     IssueStamp,
+    IssueSummary,
     Journal,
     NewIssue,
     Redmine,
@@ -88,6 +89,9 @@ class RedmineScope:
 
     def open_issue_ids(self, tracker: str) -> list[int]:
         return self.inner.open_issue_ids(tracker)
+
+    def issues_by_ids(self, ids: list[int]) -> list[IssueSummary]:
+        return self.inner.issues_by_ids(ids)
 
     def changed_since(self, since: datetime | None) -> list[IssueStamp]:
         return self.inner.changed_since(since)

@@ -13,7 +13,7 @@ from app.deadlines.models import DeadlineState
 from app.inbox.models import EventState
 from app.litigation.deadlines import RULES
 from app.effects import StepsPending
-from app.processing.flows import deadline_rules, process_issue, queue_strays, work
+from app.processing.flows import deadline_rules, process_issue, work
 from integrations.redmine.interface import Issue, RedmineRejected
 from tests.unit.helpers import (
     CLERK,
@@ -264,15 +264,6 @@ def test_a_moved_ticket_seen_only_by_the_tick_fires_nothing(ctx, provision_file)
     assert not [i for i in ctx.redmine.issues.values() if i.tracker == "Perte de mandat"]
     assert len(ctx.redmine.issues[provision_file.id].journals) == journals
     assert states(ctx, provision_file.id) == [("C-14/provision", DeadlineState.cancelled)]
-
-
-def test_the_daily_reconciliation_queues_tickets_moved_out_of_polling_sight(ctx, provision_file):
-    ctx.redmine.move(provision_file.id, project_id=2)
-    assert queue_strays(ctx) == [provision_file.id]
-    assert queue_strays(ctx) == [provision_file.id]  # queued once a day all the same
-    assert work(ctx).processed == 1
-    assert states(ctx, provision_file.id) == [("C-14/provision", DeadlineState.cancelled)]
-    assert queue_strays(ctx) == []
 
 
 def test_a_ticket_moved_to_a_tracker_without_deadlines_has_them_cancelled(ctx, provision_file):
