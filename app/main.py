@@ -19,7 +19,6 @@ from fastapi import FastAPI
 
 from app.calendar import PARIS
 from app.context import Context
-from app.deadlines import service as deadlines_service
 from app.deadlines.scheduled import tick_job
 from app.health.configuration import ConfigurationCheck
 from app.health.heartbeats import Heartbeats
@@ -32,6 +31,7 @@ from app.leadership.flows import Leadership
 from app.legal.scheduled import legal_job
 from app.prevention.scheduled import prevention_job
 from app.processing.scheduled import work_job
+from app.reconciliation.flows import is_tracked
 from app.reconciliation.scheduled import reconcile_job
 from app.server import BodyTimeout
 from app.writeoffs.scheduled import scan_job
@@ -121,7 +121,7 @@ def create_app(ctx: Context, run_jobs: bool = False, check_configuration: bool |
 
     app.state.wake_worker = wake_worker
     # A delivery about another project is stored only for a ticket the service tracks (moved out).
-    app.state.tracked = lambda issue_id: issue_id in deadlines_service.active_issue_ids(ctx.db)
+    app.state.tracked = lambda issue_id: is_tracked(ctx, issue_id)
     app.include_router(health_router)
     app.include_router(inbox_router)
     return app

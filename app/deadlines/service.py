@@ -182,10 +182,13 @@ def release(db: Database, deadline_id: int, error: str, retry_at: datetime) -> N
                                 lease_until=None))
 
 
-def active_issue_ids(db: Database) -> set[int]:
-    """The issues with a pending (or firing) deadline."""
+def active_issue_ids(db: Database, among: Iterable[int] | None = None) -> set[int]:
+    """The issues with a pending (or firing) deadline (``among`` these only, when given)."""
+    query = select(Deadline.issue_id).where(Deadline.state.in_(ACTIVE)).distinct()
+    if among is not None:
+        query = query.where(Deadline.issue_id.in_(list(among)))
     with db.session() as session:
-        return set(session.scalars(select(Deadline.issue_id).where(Deadline.state.in_(ACTIVE)).distinct()))
+        return set(session.scalars(query))
 
 
 def listing(db: Database, overdue_at: datetime | None = None) -> list[Deadline]:

@@ -74,6 +74,11 @@ def tracked(ctx: Context) -> list[int]:
     return sorted(service.open_issue_ids(ctx.db) | deadlines.active_issue_ids(ctx.db))
 
 
+def is_tracked(ctx: Context, issue_id: int) -> bool:
+    """Whether the service tracks this ticket (open when last read, or with a pending deadline)."""
+    return service.is_open(ctx.db, issue_id) or issue_id in deadlines.active_issue_ids(ctx.db, [issue_id])
+
+
 def reconcile(ctx: Context) -> ReconcileReport:
     """Look every tracked ticket up in Redmine (``issues_by_ids``: ``ISSUES_PER_REQUEST`` a
     request, in any project) and queue an ``issue.reconciled`` event for each one absent,

@@ -33,6 +33,12 @@ def open_issue_ids(db: Database) -> set[int]:
         return set(session.scalars(select(TrackedIssue.issue_id).where(TrackedIssue.open)))
 
 
+def is_open(db: Database, issue_id: int) -> bool:
+    """The ticket was last read open (in the project, not closed)."""
+    with db.session() as session:
+        return bool(session.scalar(select(TrackedIssue.open).where(TrackedIssue.issue_id == issue_id)))
+
+
 def fingerprints(db: Database, issue_ids: list[int]) -> dict[int, str]:
     """The fingerprint last recorded for each of these tickets (those never read are left out)."""
     if not issue_ids:

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.inbox import service
+from app.reconciliation import service as reconciliation
 from app.main import create_app
 from tests.unit.helpers import NOW, make_context
 
@@ -339,4 +340,8 @@ def test_a_delivery_about_another_project_is_ignored_without_a_redmine_call_unle
                              state=DeadlineState.pending, created_at=NOW))
     moved = foreign.replace(b'"id": 77', b'"id": 78')
     assert post(signed_ctx, moved, signed(moved)).status_code == 202
-    assert sorted(e.issue_id for e in stored(signed_ctx)) == [77, 78]
+    # and an open ticket the service read before (no deadline), moved out: kept too
+    reconciliation.remember(signed_ctx.db, 79, "f" * 64, True, NOW)
+    moved_open = foreign.replace(b'"id": 77', b'"id": 79')
+    assert post(signed_ctx, moved_open, signed(moved_open)).status_code == 202
+    assert sorted(e.issue_id for e in stored(signed_ctx)) == [77, 78, 79]
