@@ -27,6 +27,7 @@ from redminelib import exceptions as rex
 
 from app.config import Settings
 from integrations.redmine.interface import (
+    PAGE,
     Change,
     Child,
     Expected,
@@ -43,8 +44,6 @@ from integrations.redmine.interface import (
     SchemaReport,
 )
 from integrations.redmine.schema import RedmineSpec, build_spec
-
-PAGE = 100
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -412,11 +411,21 @@ class RedmineClient:
         self._request("post", f"/issues/{issue_id}/relations.json", f"relation #{issue_id} – #{other_id}",
                       data={"relation": {"issue_to_id": other_id, "relation_type": "relates"}})
 
-    def changed_since(self, since: datetime | None) -> list[IssueStamp]:
-        params: dict[str, Any] = {"project_id": self.project_id, "status_id": "*", "sort": "updated_on,id"}
+    def newest_changed(self, since: datetime | None) -> list[IssueStamp]:
+        return self._changed(since, sort="updated_on:desc,id:desc")
+
+    def changed_page(self, since: datetime | None, after_id: int | None = None) -> list[IssueStamp]:
+        if after_id is None:
+            return self._changed(since, sort="id")
+        return self._changed(since, sort="id", issue_id=f">={after_id + 1}")
+
+    def _changed(self, since: datetime | None, **params: str) -> list[IssueStamp]:
+        """One page of the project's issues changed since ``since``'s second (``params``: the
+        order, an id filter); never an offset (issue 16: a change moves its issue in the list)."""
+        query: dict[str, Any] = {"project_id": self.project_id, "status_id": "*", "limit": PAGE, **params}
         if since is not None:
-            params["updated_on"] = ">=" + since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        found = self._all("/issues.json", "issues", "lecture des tickets modifiés", params)
+            query["updated_on"] = ">=" + since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        found = self._request("get", "/issues.json", "lecture des tickets modifiés", params=query)["issues"]
         return [IssueStamp(raw["id"], _parse_time(raw["updated_on"])) for raw in found]
 
     def principal_id(self, name: str) -> int | None:

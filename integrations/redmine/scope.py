@@ -89,8 +89,11 @@ class RedmineScope:
     def open_issue_ids(self, tracker: str) -> list[int]:
         return self.inner.open_issue_ids(tracker)
 
-    def changed_since(self, since: datetime | None) -> list[IssueStamp]:
-        return self.inner.changed_since(since)
+    def newest_changed(self, since: datetime | None) -> list[IssueStamp]:
+        return self.inner.newest_changed(since)
+
+    def changed_page(self, since: datetime | None, after_id: int | None = None) -> list[IssueStamp]:
+        return self.inner.changed_page(since, after_id)
 
     def principal_id(self, name: str) -> int | None:
         return self.inner.principal_id(name)
