@@ -34,7 +34,7 @@ from app.reconciliation.flows import fingerprint, reconcile
 from app.reconciliation.models import TrackedIssue
 from benchmarks.common import BULK_USER, bulk_project, print_table, sqlite_database, wait_for_redmine, write_results
 from integrations.redmine.client import RedmineClient
-from integrations.redmine.interface import ISSUES_PER_REQUEST, IssueSummary
+from integrations.redmine.interface import PAGE, IssueSummary
 from tests.e2e.redmine_admin import RedmineAdmin, rails_runner
 
 NAME = "b6_reconciliation"
@@ -160,7 +160,7 @@ def main() -> int:
                and again.queued == 0 and again.checked == len(summaries) - 3 * EACH)
     # Proportional to the tracked tickets: one list request per 100, plus the project and
     # statuses a new client reads once; ≤ 110 for 10 000.
-    target = len(summaries) // ISSUES_PER_REQUEST + 10
+    target = len(summaries) // PAGE + 10
     met = first["requests"] <= target
     print_table(f"B6 reconciliation: {len(summaries):,} tracked tickets in {PROJECT}, {5 * EACH} changed "
                 f"(target ≤ {target} requests)",

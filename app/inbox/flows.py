@@ -11,16 +11,16 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import accumulate
 
 from app.clock import to_utc
 from app.config import Settings
 from app.context import Context
 from app.inbox import service
-from integrations.redmine.interface import Issue
+from integrations.redmine.interface import PAGE, Issue, IssueStamp, RedmineForbidden, RedmineNotFound
 from integrations.redmine.webhooks import MalformedDelivery, NotAboutAnIssue, read_delivery
 
 SIGNATURE_HEADER = "X-Redmine-Signature-256"
@@ -226,26 +226,120 @@ def purge_events(ctx: Context) -> int:
     return service.purge(ctx.db, ctx.clock.now() - timedelta(days=ctx.settings.retention.events_days))
 
 
+# A polled version whose second ended this long ago by the service's clock is settled: no
+# change can carry its updated_on any more. Redmine and the service run on NTP-synchronised
+# hosts (clocks within a second of each other), and a change Redmine stamps is committed in
+# the same request, well within the minute a request is given (the service's own: 60 s,
+# README "What the guarantees assume"). With polling every minute, a version is read again
+# about once.
+SETTLED_AFTER = timedelta(seconds=60)
+_SECOND = timedelta(seconds=1)
+
+
 @dataclass(frozen=True)
 class PollReport:
-    changed: int
-    read: int
-    queued: int
+    changed: int  # issues Redmine listed as changed since the cursor's second
+    read: int  # issues read: a new version listed, or an unsettled version read again
+    queued: int  # events stored (a key already stored is not counted)
 
 
 def poll_once(ctx: Context) -> PollReport:
-    """Read the issues updated since the cursor and queue an event for each new change.
-    The cursor moves after each issue, so a crash mid-poll resumes where it stopped."""
+    """Read the issues changed since the cursor and queue an event for each new change;
+    no change is lost to a page that shifts or to a second shared by two changes (issue 16).
+
+    What Redmine 5.0's list does (verified on the real one): ``updated_on`` is shown to the
+    second but stored and sorted to the microsecond (SQLite, PostgreSQL), so one second's
+    issues are not in id order; ``updated_on>=T`` means "after T − 1 s" (``date_clause``);
+    an offset is no position: a change made between two pages moves its issue to the end
+    and the next page starts one issue late. No offset is ever used:
+
+    1. One request lists the newest PAGE issues changed since the cursor's second (S),
+       newest first. Fewer than PAGE: that is all of S. Its newest second M is a time
+       Redmine's clock had reached before anything else of this poll was listed or read.
+    2. Otherwise S is listed again in id order, each page from the last id of the one before
+       (``issue_id>=``). A change gives its issue an ``updated_on`` of now, which keeps it
+       in S (or enters it), and never changes its id: no issue moves from one page to
+       another, so every issue in S when this listing started is listed, at that version or
+       a later one; one changed since carries an ``updated_on`` after M.
+    3. A listed issue whose ``updated_on`` differs from the version stored (``polled_issues``),
+       or whose stored version is not settled, is read (``get_issue``) and its event stored
+       with the version read, in one transaction.
+    4. The cursor then moves to M: every change before M − 1 s is recorded (the next poll
+       lists S from M's second, with Redmine's ``>=`` from M − 1 s).
+
+    Two changes in one second: a version read at second T is *settled* when Redmine had
+    shown a later second before the read (its clock was past T: no change can be stamped T
+    any more), or once the service's clock is SETTLED_AFTER past the end of T. A version
+    not settled is read again at the next poll, listed or not (a ticket deleted or out of
+    reach meanwhile is settled as it is): a different latest journal is a new event
+    (``event_from_issue``'s key), then settled by the same rule. Both rules, and step 4,
+    take a change to be visible in the list before one stamped a second later (Redmine
+    commits a change as it stamps it).
+
+    Raises RedmineError when Redmine fails: the cursor stays, the next poll lists the same
+    changes again and does not read again the versions already recorded."""
     project = ctx.settings.project
     since = service.poll_cursor(ctx.db, project) or ctx.settings.sync_since
     since = to_utc(since) if since else None  # a naive RECOUVREMENT_SYNC_SINCE is UTC, as everywhere
-    stamps = ctx.redmine.changed_since(since)
-    seen = service.polled_versions(ctx.db, [s.id for s in stamps])
-    read = queued = 0
-    for stamp in stamps:
-        if seen.get(stamp.id) != stamp.updated_on:
-            issue = ctx.redmine.get_issue(stamp.id)
-            read += 1
-            queued += service.record_polled(ctx.db, event_from_issue(issue), issue.updated_on, ctx.clock.now())
-        service.advance_cursor(ctx.db, project, stamp.updated_on)
-    return PollReport(changed=len(stamps), read=read, queued=queued)
+    newest = ctx.redmine.newest_changed(since)
+    poll = _Poll(ctx, newest[0].updated_on if newest else None)
+    if len(newest) < PAGE:
+        poll.take(newest[::-1])
+    else:
+        page = ctx.redmine.changed_page(since)
+        poll.take(page)
+        while len(page) == PAGE:
+            page = ctx.redmine.changed_page(since, after_id=page[-1].id)
+            poll.take(page)
+    poll.read_unsettled()
+    if newest:
+        service.advance_cursor(ctx.db, project, newest[0].updated_on)
+    return PollReport(changed=len(poll.listed), read=poll.read, queued=poll.queued)
+
+
+class _Poll:
+    """One poll's reading: the latest second Redmine has shown (``shown``, UTC, None before
+    any), the issues listed, how many were read and queued."""
+
+    def __init__(self, ctx: Context, shown: datetime | None):
+        self.ctx = ctx
+        self.shown = shown
+        self.listed: set[int] = set()
+        self.read = self.queued = 0
+
+    def take(self, stamps: list[IssueStamp]) -> None:
+        """Read and record the listed issues whose version is new or not settled."""
+        self._show(s.updated_on for s in stamps)
+        self.listed.update(s.id for s in stamps)
+        known = service.polled_versions(self.ctx.db, [s.id for s in stamps])
+        for stamp in stamps:
+            version = known.get(stamp.id)
+            if version is None or version.updated_on != stamp.updated_on or not version.settled:
+                self._record(self.ctx.redmine.get_issue(stamp.id))
+
+    def read_unsettled(self) -> None:
+        """Read again the unsettled versions of issues this poll did not list; one Redmine
+        no longer shows (404, 403) is settled as it is."""
+        for issue_id in service.unsettled_issues(self.ctx.db):
+            if issue_id in self.listed:
+                continue
+            try:
+                issue = self.ctx.redmine.get_issue(issue_id)
+            except (RedmineNotFound, RedmineForbidden):
+                service.settle(self.ctx.db, issue_id)
+                continue
+            self._record(issue)
+
+    def _record(self, issue: Issue) -> None:
+        now = self.ctx.clock.now()
+        settled = (self.shown is not None and self.shown > issue.updated_on) or (
+            now - (issue.updated_on + _SECOND) > SETTLED_AFTER)
+        self._show([issue.updated_on])
+        self.read += 1
+        self.queued += service.record_polled(self.ctx.db, event_from_issue(issue), issue.updated_on, settled, now)
+
+    def _show(self, seconds: Iterable[datetime]) -> None:
+        """Redmine has shown these ``updated_on``: its clock has reached them."""
+        for second in seconds:
+            if self.shown is None or second > self.shown:
+                self.shown = second

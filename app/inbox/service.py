@@ -66,16 +66,26 @@ def store_events(db: Database, events: list[tuple[ParsedEvent, datetime]]) -> li
     return stored
 
 
-def record_polled(db: Database, event: ParsedEvent, updated_on: datetime, now: datetime) -> int:
-    """Store a polled event and remember the version read, in one transaction; 1 if queued."""
+def record_polled(db: Database, event: ParsedEvent, updated_on: datetime, settled: bool, now: datetime) -> int:
+    """Store a polled event and the version read — its ``updated_on`` (Redmine's, UTC, to
+    the second), its latest journal (the event's) and whether it is settled — in one
+    transaction, so that a crash leaves neither without the other. 1 if queued, 0 if the
+    event's key was already stored."""
     with db.session() as session:
         stored = _store(session, event, now)
         row = session.get(PolledIssue, event.issue_id)
         if row is None:
-            session.add(PolledIssue(issue_id=event.issue_id, updated_on=updated_on))
+            session.add(PolledIssue(issue_id=event.issue_id, updated_on=updated_on, journal_id=event.journal_id,
+                                    settled=settled))
         else:
-            row.updated_on = updated_on
+            row.updated_on, row.journal_id, row.settled = updated_on, event.journal_id, settled
         return int(stored.created)
+
+
+def settle(db: Database, issue_id: int) -> None:
+    """The version stored for the issue will not be read again (Redmine no longer shows the issue)."""
+    with db.session() as session:
+        session.execute(update(PolledIssue).where(PolledIssue.issue_id == issue_id).values(settled=True))
 
 
 def poll_cursor(db: Database, project: str) -> datetime | None:
@@ -93,13 +103,27 @@ def advance_cursor(db: Database, project: str, updated_on: datetime) -> None:
             row.updated_since = updated_on
 
 
-def polled_versions(db: Database, issue_ids: list[int]) -> dict[int, datetime]:
+@dataclass(frozen=True)
+class PolledVersion:
+    updated_on: datetime  # Redmine's, UTC, to the second
+    settled: bool
+
+
+def polled_versions(db: Database, issue_ids: list[int]) -> dict[int, PolledVersion]:
+    """The version stored for each of the issues that has one, by issue id."""
     if not issue_ids:
         return {}
     with db.session() as session:
-        rows = session.execute(select(PolledIssue.issue_id, PolledIssue.updated_on)
+        rows = session.execute(select(PolledIssue.issue_id, PolledIssue.updated_on, PolledIssue.settled)
                                .where(PolledIssue.issue_id.in_(issue_ids)))
-        return {issue_id: updated_on for issue_id, updated_on in rows}
+        return {issue_id: PolledVersion(updated_on, settled) for issue_id, updated_on, settled in rows}
+
+
+def unsettled_issues(db: Database) -> list[int]:
+    """Ids of the issues whose stored version is not settled, in id order."""
+    with db.session() as session:
+        return list(session.scalars(select(PolledIssue.issue_id).where(PolledIssue.settled.is_(False))
+                                    .order_by(PolledIssue.issue_id)))
 
 
 def claim_next(db: Database, now: datetime, lease_seconds: int) -> InboxEvent | None:

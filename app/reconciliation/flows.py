@@ -21,7 +21,7 @@ from app.deadlines import service as deadlines
 from app.inbox import service as inbox
 from app.inbox.flows import ParsedEvent
 from app.reconciliation import service
-from integrations.redmine.interface import ISSUES_PER_REQUEST, Issue, IssueSummary
+from integrations.redmine.interface import PAGE, Issue, IssueSummary
 
 
 NAMED = 20  # tickets named per kind in a report's summary
@@ -80,7 +80,7 @@ def is_tracked(ctx: Context, issue_id: int) -> bool:
 
 
 def reconcile(ctx: Context) -> ReconcileReport:
-    """Look every tracked ticket up in Redmine (``issues_by_ids``: ``ISSUES_PER_REQUEST`` a
+    """Look every tracked ticket up in Redmine (``issues_by_ids``: ``PAGE`` a
     request, in any project) and queue an ``issue.reconciled`` event for each one absent,
     in another project, whose fingerprint differs from the one recorded (or none was), or
     listed with an ``updated_on`` newer than the version polling read. Its key names the
@@ -93,11 +93,11 @@ def reconcile(ctx: Context) -> ReconcileReport:
     moved: list[int] = []
     changed: list[int] = []
     queued = 0
-    for start in range(0, len(ids), ISSUES_PER_REQUEST):
-        batch = ids[start:start + ISSUES_PER_REQUEST]
+    for start in range(0, len(ids), PAGE):
+        batch = ids[start:start + PAGE]
         found = {summary.id: summary for summary in ctx.redmine.issues_by_ids(batch)}
         known = service.fingerprints(ctx.db, batch)
-        polled = inbox.polled_versions(ctx.db, list(found))
+        polled = {i: version.updated_on for i, version in inbox.polled_versions(ctx.db, list(found)).items()}
         events = []
         for issue_id in batch:
             summary = found.get(issue_id)

@@ -27,7 +27,7 @@ from redminelib import exceptions as rex
 
 from app.config import Settings
 from integrations.redmine.interface import (
-    ISSUES_PER_REQUEST,
+    PAGE,
     Change,
     Child,
     Expected,
@@ -45,8 +45,6 @@ from integrations.redmine.interface import (
     SchemaReport,
 )
 from integrations.redmine.schema import RedmineSpec, build_spec
-
-PAGE = ISSUES_PER_REQUEST
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -366,13 +364,13 @@ class RedmineClient:
         return [raw["id"] for raw in self._all("/issues.json", "issues", f"lecture des tickets {tracker}", params)]
 
     def issues_by_ids(self, ids: list[int]) -> list[IssueSummary]:
-        if len(ids) > ISSUES_PER_REQUEST:
-            raise ValueError(f"{len(ids)} tickets demandés en une requête : {ISSUES_PER_REQUEST} au plus")
+        if len(ids) > PAGE:
+            raise ValueError(f"{len(ids)} tickets demandés en une requête : {PAGE} au plus")
         if not ids:
             return []
         # No project filter: a ticket moved to another project the service sees still answers.
         params = {"issue_id": ",".join(map(str, ids)), "status_id": "*", "include": "relations",
-                  "limit": ISSUES_PER_REQUEST}
+                  "limit": PAGE}
         found = self._request("get", "/issues.json", f"lecture de {len(ids)} ticket(s) suivi(s)", params=params)
         return [IssueSummary(raw["id"], raw["project"]["id"], raw["tracker"]["name"],
                              bool(raw["status"].get("is_closed")), _parse_time(raw["updated_on"]), _related(raw))
@@ -436,11 +434,21 @@ class RedmineClient:
         self._request("post", f"/issues/{issue_id}/relations.json", f"relation #{issue_id} – #{other_id}",
                       data={"relation": {"issue_to_id": other_id, "relation_type": "relates"}})
 
-    def changed_since(self, since: datetime | None) -> list[IssueStamp]:
-        params: dict[str, Any] = {"project_id": self.project_id, "status_id": "*", "sort": "updated_on,id"}
+    def newest_changed(self, since: datetime | None) -> list[IssueStamp]:
+        return self._changed(since, sort="updated_on:desc,id:desc")
+
+    def changed_page(self, since: datetime | None, after_id: int | None = None) -> list[IssueStamp]:
+        if after_id is None:
+            return self._changed(since, sort="id")
+        return self._changed(since, sort="id", issue_id=f">={after_id + 1}")
+
+    def _changed(self, since: datetime | None, **params: str) -> list[IssueStamp]:
+        """One page of the project's issues changed since ``since``'s second (``params``: the
+        order, an id filter); never an offset (issue 16: a change moves its issue in the list)."""
+        query: dict[str, Any] = {"project_id": self.project_id, "status_id": "*", "limit": PAGE, **params}
         if since is not None:
-            params["updated_on"] = ">=" + since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        found = self._all("/issues.json", "issues", "lecture des tickets modifiés", params)
+            query["updated_on"] = ">=" + since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        found = self._request("get", "/issues.json", "lecture des tickets modifiés", params=query)["issues"]
         return [IssueStamp(raw["id"], _parse_time(raw["updated_on"])) for raw in found]
 
     def principal_id(self, name: str) -> int | None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.config import Settings
 from integrations.redmine.interface import (
-    ISSUES_PER_REQUEST,
+    PAGE,
     Change,
     Child,
     Issue,
@@ -56,9 +56,12 @@ class FakeRedmine:
         self._next_issue = 1
         self._next_journal = 1
         self._tick = datetime(2026, 1, 1, tzinfo=UTC)
+        # How far the fake's clock moves at each change: less than a second puts several
+        # changes in one second, which Redmine shows as one updated_on (issue 16).
+        self.step = timedelta(seconds=1)
 
     def _stamp(self) -> datetime:
-        self._tick += timedelta(seconds=1)
+        self._tick += self.step
         return self._tick
 
     def _up(self) -> None:
@@ -68,7 +71,10 @@ class FakeRedmine:
             raise RedmineAccessRefused("Redmine refuse la clé API du service (401) (fake)")
 
     def _seen(self, issue: Issue) -> Issue:
-        """The issue as the service's role sees it: hidden fields left out."""
+        """The issue as the service's role sees it: hidden fields left out, ``updated_on``
+        to the second (as Redmine's API shows it)."""
+        if issue.updated_on.microsecond:
+            issue = replace(issue, updated_on=issue.updated_on.replace(microsecond=0))
         if not self.hidden_fields:
             return issue
         return replace(issue, custom_fields={k: v for k, v in issue.custom_fields.items()
@@ -164,8 +170,8 @@ class FakeRedmine:
 
     def issues_by_ids(self, ids: list[int]) -> list[IssueSummary]:
         self._up()
-        if len(ids) > ISSUES_PER_REQUEST:
-            raise ValueError(f"{len(ids)} tickets demandés en une requête : {ISSUES_PER_REQUEST} au plus")
+        if len(ids) > PAGE:
+            raise ValueError(f"{len(ids)} tickets demandés en une requête : {PAGE} au plus")
         return [IssueSummary(i.id, i.project_id, i.tracker, i.closed, i.updated_on, list(i.relations))
                 for i in (self.issues[n] for n in ids if n in self.issues and n not in self.forbidden)]
 
@@ -236,11 +242,25 @@ class FakeRedmine:
         for a, b in ((issue_id, other_id), (other_id, issue_id)):
             self.issues[a] = replace(self.issues[a], relations=[*self.issues[a].relations, b])
 
-    def changed_since(self, since: datetime | None) -> list[IssueStamp]:
+    def newest_changed(self, since: datetime | None) -> list[IssueStamp]:
+        found = sorted(self._changed(since), key=lambda i: (i.updated_on, i.id), reverse=True)
+        return [self._as_listed(i) for i in found[:PAGE]]
+
+    def changed_page(self, since: datetime | None, after_id: int | None = None) -> list[IssueStamp]:
+        found = sorted((i for i in self._changed(since) if after_id is None or i.id > after_id), key=lambda i: i.id)
+        return [self._as_listed(i) for i in found[:PAGE]]
+
+    def _changed(self, since: datetime | None) -> list[Issue]:
+        """The project's issues Redmine lists for ``updated_on>=since``: changed after the
+        start of ``since``'s second less one second (``Query#date_clause``), to the microsecond."""
         self._up()
-        found = [i for i in self.issues.values()
-                 if i.project_id == self.project_id and (since is None or i.updated_on >= since)]
-        return [IssueStamp(i.id, i.updated_on) for i in sorted(found, key=lambda i: (i.updated_on, i.id))]
+        after = since.replace(microsecond=0) - timedelta(seconds=1) if since is not None else None
+        return [i for i in self.issues.values()
+                if i.project_id == self.project_id and (after is None or i.updated_on > after)]
+
+    @staticmethod
+    def _as_listed(issue: Issue) -> IssueStamp:
+        return IssueStamp(issue.id, issue.updated_on.replace(microsecond=0))
 
     def principal_id(self, name: str) -> int | None:
         self._up()

@@ -216,14 +216,18 @@ class Expected:
             raise RedmineWriteIgnored(f"ticket #{issue.id} : écriture ignorée par Redmine : " + "; ".join(problems))
 
 
+PAGE = 100
+"""Issues in one answer of Redmine's list (its API gives 100 at most)."""
+
+
 @dataclass(frozen=True)
 class IssueStamp:
+    """An issue as Redmine's list shows it: its id and ``updated_on``, UTC, to the second
+    (Redmine stores it to the microsecond on SQLite and PostgreSQL, and sorts by that)."""
+
     id: int
     updated_on: datetime
 
-
-# Redmine lists at most 100 issues a request (the largest ``limit`` its API takes).
-ISSUES_PER_REQUEST = 100
 
 
 @dataclass(frozen=True)
@@ -339,7 +343,7 @@ class Redmine(Protocol):
         """Ids of the project's open issues of that tracker."""
 
     def issues_by_ids(self, ids: list[int]) -> list[IssueSummary]:
-        """The issues among ``ids`` (at most ``ISSUES_PER_REQUEST``; ValueError beyond) that
+        """The issues among ``ids`` (at most ``PAGE``; ValueError beyond) that
         the service's account can see, in any project, open or closed, with their
         relations: one request. An id left out is deleted, or out of the service's sight."""
 
@@ -369,8 +373,17 @@ class Redmine(Protocol):
     def relate(self, issue_id: int, other_id: int) -> None:
         """A "relates to" relation between two issues (not parent and child)."""
 
-    def changed_since(self, since: datetime | None) -> list[IssueStamp]:
-        """Issues of the project updated at or after ``since`` (all when None), oldest first."""
+    def newest_changed(self, since: datetime | None) -> list[IssueStamp]:
+        """One request: at most PAGE issues of the project (any status), the last changed at
+        or after ``since``'s second (any time when None), newest first (``updated_on``, then
+        id, descending). Redmine reads ``updated_on>=T`` as "after T − 1 s"
+        (``Query#date_clause``), so the end of the second before may be listed too."""
+
+    def changed_page(self, since: datetime | None, after_id: int | None = None) -> list[IssueStamp]:
+        """One request: at most PAGE issues of the project (any status) changed at or after
+        ``since``'s second (any time when None; the end of the second before too, as in
+        ``newest_changed``), those with the lowest ids above ``after_id`` (any when None), in
+        id order."""
 
     def principal_id(self, name: str) -> int | None:
         """A project member (group name or user display name), by name."""

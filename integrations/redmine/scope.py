@@ -93,8 +93,11 @@ class RedmineScope:
     def issues_by_ids(self, ids: list[int]) -> list[IssueSummary]:
         return self.inner.issues_by_ids(ids)
 
-    def changed_since(self, since: datetime | None) -> list[IssueStamp]:
-        return self.inner.changed_since(since)
+    def newest_changed(self, since: datetime | None) -> list[IssueStamp]:
+        return self.inner.newest_changed(since)
+
+    def changed_page(self, since: datetime | None, after_id: int | None = None) -> list[IssueStamp]:
+        return self.inner.changed_page(since, after_id)
 
     def principal_id(self, name: str) -> int | None:
         return self.inner.principal_id(name)

@@ -150,8 +150,8 @@ def test_a_naive_sync_since_is_read_as_utc(tmp_path):
     from tests.unit.helpers import make_context
 
     ctx = make_context(tmp_path)
-    ctx.redmine.add("Contentieux")  # before go-live
-    new = ctx.redmine.add("Contentieux")
+    old = ctx.redmine.add("Contentieux")  # before go-live (Redmine's ">=" reaches a second back)
+    new = ctx.redmine.add("Contentieux", created_on=old.updated_on + timedelta(minutes=10))
     ctx.settings = Settings(sync_since=new.updated_on.replace(tzinfo=None) - timedelta(microseconds=1))
     assert poll_once(ctx).queued == 1
     assert [e.issue_id for e in service.list_events(ctx.db)] == [new.id]

@@ -19,7 +19,7 @@ from app.processing.flows import process_issue, work
 from app.reconciliation import service
 from app.reconciliation.flows import fingerprint, reconcile, remember, tracked
 from app.reconciliation.scheduled import reconcile_job
-from integrations.redmine.interface import ISSUES_PER_REQUEST
+from integrations.redmine.interface import PAGE
 from tests.unit.helpers import NOW, add_litigation, add_register
 
 FUNDS = "Date de réception des fonds"
@@ -66,7 +66,7 @@ def test_the_daily_reconciliation_queues_tickets_moved_out_of_polling_sight(ctx,
     """Issue 15, failure 7 (formerly the « strays » scan): moved to another project, which
     polling does not list; the issue list without a project filter still answers it."""
     ctx.redmine.move(provision_file.id, project_id=2)
-    assert provision_file.id not in {s.id for s in ctx.redmine.changed_since(None)}  # polling lists the project's
+    assert provision_file.id not in {s.id for s in ctx.redmine.changed_page(None)}  # polling lists the project's
     report = reconcile(ctx)
     assert report.moved == [provision_file.id] and report.queued == 1
     assert reconcile(ctx).queued == 0  # queued once a day all the same
@@ -176,12 +176,12 @@ def test_tracked_tickets_are_looked_up_100_a_request(ctx, monkeypatch):
     monkeypatch.setattr(redmine, "issues_by_ids", lambda ids: asked.append(ids) or by_ids(ids))
 
     report = reconcile(ctx)
-    assert [len(ids) for ids in asked] == [ISSUES_PER_REQUEST, ISSUES_PER_REQUEST, 50]
+    assert [len(ids) for ids in asked] == [PAGE, PAGE, 50]
     assert "250 ticket(s) suivi(s) vérifié(s), absent(s) de Redmine : 3 (#1, #2, #3)" in report.summary()
     assert sorted(i for ids in asked for i in ids) == [i.id for i in issues]
     assert report.checked == 250 and report.absent == [i.id for i in issues[:3]] and report.queued == 3
     with pytest.raises(ValueError):
-        by_ids([i.id for i in issues[:ISSUES_PER_REQUEST + 1]])
+        by_ids([i.id for i in issues[:PAGE + 1]])
 
 
 def test_the_same_fingerprint_for_a_ticket_read_whole_and_as_listed(ctx, provision_file):

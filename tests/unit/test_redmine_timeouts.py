@@ -62,7 +62,7 @@ CALLS = {
     "update_issue": lambda c: c.update_issue(1, notes="x", verify=False),
     "attach_file (upload)": lambda c: c.attach_file(1, "a.docx", b"x" * 10, "application/octet-stream", "n",
                                                    verify=False),
-    "changed_since": lambda c: c.changed_since(None),
+    "changed_page": lambda c: c.changed_page(None),
 }
 
 
