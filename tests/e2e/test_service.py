@@ -94,7 +94,7 @@ def test_serve_refuses_to_start_without_a_secret_unless_unauthenticated_is_chose
         exit_code = refused.process.wait(timeout=60)
     finally:
         output = refused.stop()
-    assert exit_code == 2 and "erreur : aucun secret de webhook" in output and "Traceback" not in output
+    assert exit_code == 2 and "erreur : aucune authentification de webhook" in output and "Traceback" not in output
 
     chosen = Replica(service.env | WEBHOOKS_ONLY | {"RECOUVREMENT_WEBHOOK_SECRET": "",
                                                     "RECOUVREMENT_WEBHOOK_UNAUTHENTICATED": "true"}).wait_up()
