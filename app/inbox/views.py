@@ -1,5 +1,6 @@
-"""POST /webhooks/redmine: verify, parse, store durably, then answer. Nothing is stored
-for a refused delivery; nothing is answered 2xx before it is committed."""
+"""POST /webhooks/redmine (and /webhooks/redmine/<token>): authenticate, parse, store durably,
+then answer. Nothing is stored for a refused or ignored delivery; nothing is answered 2xx
+before it is committed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import ClientDisconnect
 
+from app.context import Context
 from app.database import Database
 from app.inbox import service
 from app.inbox.flows import (
@@ -125,7 +127,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _another_project(event: ParsedEvent, ctx) -> bool:
+def _another_project(event: ParsedEvent, ctx: Context) -> bool:
     """The delivery names a project that is not the service's (its identifier, or its id once
     the service has read its own: no Redmine request here)."""
     if event.project_identifier is not None:
