@@ -20,6 +20,7 @@ from app.clock import to_utc
 from app.config import Settings
 from app.context import Context
 from app.inbox import service
+from app.inbox.models import ParsedEvent
 from integrations.redmine.interface import PAGE, Issue, IssueStamp, RedmineForbidden, RedmineNotFound
 from integrations.redmine.webhooks import MalformedDelivery, NotAboutAnIssue, read_delivery
 
@@ -38,18 +39,6 @@ class IntakeError(Exception):
 class Ignored(Exception):
     """A delivery acknowledged (2xx) and not stored: about something the service does not
     follow, or about an issue of another project that it does not track."""
-
-
-@dataclass(frozen=True)
-class ParsedEvent:
-    dedup_key: str
-    source: str  # the sender (redmine, redmine_webhook, webhook_plugin), poll or internal
-    event_type: str
-    issue_id: int
-    journal_id: int | None
-    # The issue's project as a delivery names it (never stored): another project's is ignored.
-    project_id: int | None = None
-    project_identifier: str | None = None
 
 
 NO_SECRET = ("aucune authentification de webhook : définir RECOUVREMENT_WEBHOOK_SECRET (le secret des webhooks "

@@ -7,6 +7,7 @@ after ``retention.events_days``."""
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Boolean, Enum, Index, Integer, String, Text
@@ -21,6 +22,20 @@ class EventState(str, enum.Enum):
     done = "done"
     failed = "failed"
     dismissed = "dismissed"  # a failed event a person chose not to retry: purged like a done one
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    """An event as received (a webhook delivery, a poll, a reconciliation), before it is stored."""
+
+    dedup_key: str
+    source: str  # the sender (redmine, redmine_webhook, webhook_plugin), poll or internal
+    event_type: str
+    issue_id: int
+    journal_id: int | None
+    # The issue's project as a delivery names it (never stored): another project's is ignored.
+    project_id: int | None = None
+    project_identifier: str | None = None
 
 
 class InboxEvent(Base):

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.database import Database, insert_for
-from app.inbox.models import EventState, InboxEvent, PollCursor, PolledIssue
-
-if TYPE_CHECKING:
-    from app.inbox.flows import ParsedEvent
+from app.inbox.models import EventState, InboxEvent, ParsedEvent, PollCursor, PolledIssue
 
 
 @dataclass(frozen=True)

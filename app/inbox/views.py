@@ -24,11 +24,11 @@ from app.inbox.flows import (
     Credentials,
     Ignored,
     IntakeError,
-    ParsedEvent,
     authenticate,
     authenticated_by_token,
     parse_delivery,
 )
+from app.inbox.models import ParsedEvent
 
 router = APIRouter()
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from app.calendar import paris_date
 from app.context import Context
 from app.deadlines import service as deadlines
 from app.inbox import service as inbox
-from app.inbox.flows import ParsedEvent
+from app.inbox.models import ParsedEvent
 from app.reconciliation import service
 from integrations.redmine.interface import PAGE, Issue, IssueSummary
 
