@@ -17,6 +17,7 @@ import copy
 import json
 import logging
 import re
+import urllib.parse
 
 import h11
 import uvicorn.config
@@ -31,22 +32,34 @@ def uvicorn_options(settings: Settings) -> dict:
     """How `serve` runs uvicorn: with the request-head timeout of the settings (the body's is
     the app's middleware, ``app/main.py``), and webhook tokens hidden from its access log."""
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["filters"] = {"hidden_tokens": {"()": HiddenWebhookTokens}}
+    tokens = [token.get_secret_value() for token in settings.webhook_tokens.values()]
+    log_config["filters"] = {"hidden_tokens": {"()": HiddenWebhookTokens, "tokens": tokens}}
     log_config["handlers"]["access"]["filters"] = ["hidden_tokens"]
     return {"log_level": "info", "log_config": log_config,
             "http": header_timeout_protocol(settings.http_header_timeout_seconds)}
 
 
 class HiddenWebhookTokens(logging.Filter):
-    """uvicorn's access log line without the token of ``/webhooks/redmine/<token>`` (a
-    secret, issue 16): shown as ``/webhooks/redmine/***``."""
+    """uvicorn's access log line without a webhook token (a secret, issue 16): the path
+    ``/webhooks/redmine/<anything>`` is shown as ``/webhooks/redmine/***``, and a configured
+    token anywhere else in the path or query (a mistyped URL, ``?token=``), percent-encoded
+    or not, as ``***``."""
 
     _TOKEN_PATH = re.compile(r"^(/webhooks/redmine/)[^?]*")
+
+    def __init__(self, tokens: list[str] | None = None):
+        super().__init__()
+        self.tokens = [t for t in tokens or [] if t]
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], self._TOKEN_PATH.sub(r"\1***", args[2]), *args[3:])
+            path = self._TOKEN_PATH.sub(r"\1***", args[2])
+            if any(token in urllib.parse.unquote(path) for token in self.tokens):
+                path = urllib.parse.unquote(path)
+                for token in self.tokens:
+                    path = path.replace(token, "***")
+            record.args = (*args[:2], path, *args[3:])
         return True
 
 

@@ -18,15 +18,18 @@ _TRANSPORT = {"host", "content-length", "accept-encoding"}  # the HTTP client's 
 
 
 def delivery(sender: str, action: str, issue_id: int, journal_id: int | None = None, *, project_id: int | None = None,
-             project: str | None = None, secret: str | None = None, full: bool = False) -> tuple[bytes, dict[str, str]]:
+             project: str | None = None, secret: str | None = None, full: bool = False,
+             updated_on: str | None = None) -> tuple[bytes, dict[str, str]]:
     """The body and headers ``sender`` sends for ``action`` on ``issue_id`` (and its journal),
-    in the given project (id, identifier); signed with ``secret`` (Redmine's own webhooks). A plugin's event id
+    in the given project (id, identifier), the issue's ``updated_on`` set (ISO 8601); signed with ``secret`` (Redmine's own webhooks). A plugin's event id
     is new on each call (a new event), as the plugin makes one per change."""
     name = f"{action}.full.json" if full else f"{action}.json"
     body = (FIXTURES / sender / name).read_text(encoding="utf-8")
     body = body.replace(FIXTURE_ISSUE, str(issue_id)).replace(FIXTURE_JOURNAL, str(journal_id or 1))
     if project_id is not None:
         body = re.sub(r'"project":\{"id":1,', f'"project":{{"id":{project_id},', body)
+    if updated_on is not None:
+        body = re.sub(r'"updated_on":"[^"]*"', f'"updated_on":"{updated_on}"', body)
     if project is not None:
         body = body.replace('"identifier":"gestion"', json.dumps({"identifier": project})[1:-1].replace(": ", ":"))
     event_id = str(uuid.uuid4())

@@ -188,15 +188,16 @@ def parse_delivery(body: bytes, headers: Mapping[str, str] | None = None) -> Par
            else dedup_key(event_type, delivery.issue_id, delivery.journal_id, body))
     return ParsedEvent(dedup_key=key, source=delivery.sender, event_type=event_type, issue_id=delivery.issue_id,
                        journal_id=delivery.journal_id, project_id=delivery.project_id,
-                       project_identifier=delivery.project_identifier)
+                       project_identifier=delivery.project_identifier, changed_at=delivery.updated_on)
 
 
 def dedup_key(event_type: str, issue_id: int, journal_id: int | None, body: bytes | None = None) -> str:
     """Type + issue + journal (Redmine's own webhooks carry no delivery id); an issue is
-    created and deleted once; the body's hash for an update without journal."""
+    created once; the body's hash for an update without journal, and for a deletion (Redmine
+    never sends one twice; a deletion told before the real one must not hide it)."""
     if journal_id is not None:
         return f"{event_type}:{issue_id}:{journal_id}"
-    if event_type in ("issue.created", "issue.deleted") or body is None:
+    if event_type == "issue.created" or body is None:
         return f"{event_type}:{issue_id}:-"
     return f"{event_type}:{issue_id}:body-{hashlib.sha256(body).hexdigest()[:32]}"
 

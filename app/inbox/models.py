@@ -36,6 +36,8 @@ class ParsedEvent:
     # The issue's project as a delivery names it (never stored): another project's is ignored.
     project_id: int | None = None
     project_identifier: str | None = None
+    # The issue's updated_on as a delivery gives it: processed once Redmine shows that version.
+    changed_at: datetime | None = None
 
 
 class InboxEvent(Base):
@@ -48,6 +50,9 @@ class InboxEvent(Base):
     event_type: Mapped[str] = mapped_column(String(40))
     issue_id: Mapped[int] = mapped_column(Integer)
     journal_id: Mapped[int | None] = mapped_column(Integer)
+    # A delivery's updated_on of the issue (issue 16): a sender may post before Redmine has
+    # committed; the event waits until Redmine shows that version (or a later one).
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     state: Mapped[EventState] = mapped_column(Enum(EventState, native_enum=False, length=20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

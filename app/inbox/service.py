@@ -23,7 +23,7 @@ def _store(session: Session, event: ParsedEvent, now: datetime) -> Stored:
     inserted = session.scalar(
         insert_for(session)(InboxEvent)
         .values(dedup_key=event.dedup_key, source=event.source, event_type=event.event_type,
-                issue_id=event.issue_id, journal_id=event.journal_id,
+                issue_id=event.issue_id, journal_id=event.journal_id, changed_at=event.changed_at,
                 received_at=now, state=EventState.pending, attempts=0, next_attempt_at=now)
         .on_conflict_do_nothing(index_elements=["dedup_key"])
         .returning(InboxEvent.id)
@@ -45,7 +45,7 @@ def store_events(db: Database, events: list[tuple[ParsedEvent, datetime]]) -> li
     the table, not the model: the ORM's bulk path costs more than the INSERT itself."""
     table = InboxEvent.__table__
     rows = [dict(dedup_key=e.dedup_key, source=e.source, event_type=e.event_type, issue_id=e.issue_id,
-                 journal_id=e.journal_id, received_at=now, state=EventState.pending, attempts=0,
+                 journal_id=e.journal_id, changed_at=e.changed_at, received_at=now, state=EventState.pending, attempts=0,
                  next_attempt_at=now) for e, now in events]
     with db.session() as session:
         inserted = dict(session.execute(
@@ -162,10 +162,16 @@ def claim_next(db: Database, now: datetime, lease_seconds: int) -> InboxEvent | 
         return None
 
 
-def finish(db: Database, event_id: int, result: str, now: datetime) -> None:
+def finish(db: Database, event_id: int, result: str, now: datetime, release_key: bool = False) -> None:
+    """Mark the event done. ``release_key``: its change was never seen in Redmine — its key
+    is freed (``<key>#abandonné-<id>``) so that the same change, delivered or polled later,
+    is stored and processed."""
+    values: dict = dict(state=EventState.done, result=result[:4000], last_error=None, lease_until=None,
+                        finished_at=now)
+    if release_key:
+        values["dedup_key"] = InboxEvent.dedup_key + f"#abandonné-{event_id}"
     with db.session() as session:
-        session.execute(update(InboxEvent).where(InboxEvent.id == event_id).values(
-            state=EventState.done, result=result[:4000], last_error=None, lease_until=None, finished_at=now))
+        session.execute(update(InboxEvent).where(InboxEvent.id == event_id).values(**values))
 
 
 def postpone(db: Database, event_id: int, error: str, next_attempt_at: datetime, counted: bool = True) -> None:

@@ -141,12 +141,14 @@ ANSWERS = {200: {"description": "livraison déjà reçue, ou ignorée (autre pro
 
 
 @router.post("/webhooks/redmine", status_code=202, responses=ANSWERS)
+@router.post("/webhooks/redmine/", status_code=202, responses=ANSWERS, include_in_schema=False)
 async def receive_redmine_webhook(request: Request) -> JSONResponse:
     """A delivery signed (X-Redmine-Signature-256) or carrying a token (X-Redmine-API-Key)."""
     return await _receive(request, path_token=None)
 
 
 @router.post("/webhooks/redmine/{token}", status_code=202, responses=ANSWERS, include_in_schema=False)
+@router.post("/webhooks/redmine/{token}/", status_code=202, responses=ANSWERS, include_in_schema=False)
 async def receive_redmine_webhook_with_token(request: Request, token: str) -> JSONResponse:
     """A delivery of a sender that cannot sign, its token in the URL (never logged: the
     access log shows ``/webhooks/redmine/***``)."""

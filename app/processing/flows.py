@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from time import monotonic
 
 from sqlalchemy.exc import OperationalError
@@ -54,14 +54,24 @@ def deadline_rules(settings: Settings) -> deadlines.ByTracker:
     })
 
 
-def process_issue(ctx: Context, issue_id: int, lease_ends: float | None = None) -> str:
+class NotVisibleYet(Exception):
+    """Redmine does not show yet the version of the ticket a delivery tells of: the sender
+    posted before Redmine committed the change (redmine_webhook posts from inside the saving
+    transaction), or the delivery is wrong. Nothing was done."""
+
+
+def process_issue(ctx: Context, issue_id: int, lease_ends: float | None = None, *,
+                  awaited: datetime | None = None, created: bool = False) -> str:
     """Re-read the issue (the event is only a hint) and run the flow of its tracker, in one
     view of Redmine (each issue read once, every write read back once, at the end) that
     stops writing before the event's lease ends (``lease_ends``, ``time.monotonic()``).
-    Raises StepsPending, with what was done, when steps wait (a field unreadable, a step
-    Redmine refused)."""
+
+    ``awaited``: the ticket's ``updated_on`` as a delivery gave it (``created``: of its
+    creation). Raises NotVisibleYet, having done nothing, while Redmine shows an older
+    version (or, for a creation, no ticket); StepsPending, with what was done, when steps
+    wait (a field unreadable, a step Redmine refused)."""
     viewed, view = in_one_view(ctx, lease_ends)
-    result = _process_issue(viewed, issue_id)
+    result = _process_issue(viewed, issue_id, awaited, created)
     try:
         view.verify()
     except RedmineWriteIgnored as exc:  # a field hidden or read-only for the service's role
@@ -75,14 +85,19 @@ def process_issue(ctx: Context, issue_id: int, lease_ends: float | None = None) 
     return result
 
 
-def _process_issue(ctx: Context, issue_id: int) -> str:
+def _process_issue(ctx: Context, issue_id: int, awaited: datetime | None = None, created: bool = False) -> str:
     try:
         issue = ctx.redmine.get_issue(issue_id)
     except RedmineNotFound:
+        if awaited is not None and created:
+            raise NotVisibleYet(f"ticket #{issue_id} pas encore visible dans Redmine") from None
         return _ignored(ctx, issue_id, "introuvable (supprimé, ou invisible pour le compte du service)")
     except RedmineForbidden:
         ctx.redmine.ping()  # the service refused its own project: an outage (RedmineAccessRefused), not this ticket
         return _ignored(ctx, issue_id, "hors de la vue du service (403 : autre projet ou ticket privé)")
+    if awaited is not None and issue.updated_on is not None and issue.updated_on < awaited:
+        raise NotVisibleYet(f"ticket #{issue_id} : Redmine montre encore la version du {issue.updated_on:%Y-%m-%d %H:%M:%S} "
+                            f"UTC, la livraison annonce celle du {awaited:%Y-%m-%d %H:%M:%S} UTC")
     rules = deadline_rules(ctx.settings)
     if issue.project_id != ctx.redmine.project_id:  # foreign, or moved out: nothing written there
         return _ignored(ctx, issue_id, "d'un autre projet")
@@ -179,8 +194,19 @@ def handle(ctx: Context, event: InboxEvent) -> str | None:
     service as a whole), None otherwise."""
     now = ctx.clock.now()
     lease_ends = monotonic() + ctx.settings.worker.lease_seconds  # claimed just now
+    awaited = event.changed_at if event.event_type != "issue.deleted" else None
     try:
-        result = process_issue(ctx, event.issue_id, lease_ends)
+        result = process_issue(ctx, event.issue_id, lease_ends, awaited=awaited,
+                               created=event.event_type == "issue.created")
+    except NotVisibleYet as exc:
+        # Tried again with backoff (Redmine commits in a moment); past max_attempts the change
+        # never came: done, and its key freed, so that the real change, if it comes, is stored.
+        if event.attempts < ctx.settings.worker.max_attempts:
+            service.postpone(ctx.db, event.id, str(exc), now + backoff(ctx, event.attempts))
+            log.info("événement %s (ticket #%s) : %s ; nouvel essai plus tard", event.id, event.issue_id, exc)
+        else:
+            service.finish(ctx.db, event.id, f"{exc} après {event.attempts} essais : abandonné", now, release_key=True)
+            log.warning("événement %s (ticket #%s) abandonné : %s", event.id, event.issue_id, exc)
     except RedmineAccessRefused as exc:
         # The service's key or project refused (issue 15): an outage, not this event's
         # fault. The event waits without using up its attempts; nothing is lost.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 MAX_ID = 2**31 - 1  # Redmine's ids are 32-bit integers, and so are the store's columns
 EVENT_ID_HEADER = "X-Redmine-Event-ID"
@@ -45,7 +46,9 @@ class Delivery:
     ``action``: created | updated | deleted. ``journal_id``: the journal of this change when
     the sender gives it (None otherwise). ``project_id`` / ``project_identifier``: the
     issue's project when the body names it. ``delivery_id``: the sender's own id of the event
-    (the same on each sending again), when it has one."""
+    (the same on each sending again), when it has one. ``updated_on``: the issue's
+    ``updated_on`` in the body, when given and readable (a sender may post before Redmine has
+    committed the change: the service waits until Redmine shows that version)."""
 
     sender: str
     action: str
@@ -54,6 +57,7 @@ class Delivery:
     project_id: int | None = None
     project_identifier: str | None = None
     delivery_id: str | None = None
+    updated_on: datetime | None = None  # the issue's, as the body gives it (UTC, to the second)
 
 
 def _positive_int(value: object, what: str) -> int:
@@ -89,6 +93,19 @@ def _project(issue: dict) -> tuple[int | None, str | None]:
     return project_id, identifier if isinstance(identifier, str) else None
 
 
+def _updated_on(issue: dict) -> datetime | None:
+    """The issue's ``updated_on`` as the body gives it (ISO 8601), UTC to the second; None
+    when absent or unreadable (optional: no delivery is refused for it)."""
+    value = issue.get("updated_on")
+    try:
+        stamp = datetime.fromisoformat(value) if isinstance(value, str) and len(value) <= 40 else None
+    except ValueError:
+        return None
+    if stamp is None or stamp.tzinfo is None:
+        return None
+    return stamp.astimezone(UTC).replace(microsecond=0)
+
+
 def read_delivery(document: object, headers: Mapping[str, str]) -> Delivery:
     """The delivery a parsed JSON body (and its headers, case-insensitive) holds.
 
@@ -118,7 +135,7 @@ def _native(document: dict) -> Delivery:
     data = _object(document["data"], "data")
     issue = _object(data.get("issue"), "issue")
     return Delivery("redmine", NATIVE_ACTIONS[event_type], _positive_int(issue.get("id"), "issue.id"),
-                    _journal_id(data.get("journal"), "journal"), *_project(issue))
+                    _journal_id(data.get("journal"), "journal"), *_project(issue), updated_on=_updated_on(issue))
 
 
 def _suer(document: dict) -> Delivery:
@@ -130,7 +147,7 @@ def _suer(document: dict) -> Delivery:
         raise NotAboutAnIssue(f"action non suivie : {_quoted(action)}")
     issue = _object(payload.get("issue"), "issue")
     return Delivery("redmine_webhook", SUER_ACTIONS[action], _positive_int(issue.get("id"), "issue.id"),
-                    _journal_id(payload.get("journal"), "journal"), *_project(issue))
+                    _journal_id(payload.get("journal"), "journal"), *_project(issue), updated_on=_updated_on(issue))
 
 
 def _plugin(document: dict, headers: Mapping[str, str]) -> Delivery:
@@ -145,4 +162,4 @@ def _plugin(document: dict, headers: Mapping[str, str]) -> Delivery:
         raise MalformedDelivery(f"{EVENT_ID_HEADER} / event_id illisible : 100 caractères au plus, lettres, chiffres, "
                                 "« . _ : - »")
     return Delivery("webhook_plugin", PLUGIN_ACTIONS[action], _positive_int(issue.get("id"), "issue.id"),
-                    None, *_project(issue), delivery_id=delivery_id)
+                    None, *_project(issue), delivery_id=delivery_id, updated_on=_updated_on(issue))

@@ -1,5 +1,6 @@
 """Polling that cannot lose a change, and the reconciliation of tracked tickets (issue 16):
-the journal and settledness of each polled version; what processing last knew of each ticket.
+the journal and settledness of each polled version; what processing last knew of each ticket;
+the version of the ticket a webhook delivery tells of.
 
 Revision ID: 0008
 Revises: 0007
@@ -14,6 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("inbox_events") as batch:
+        batch.add_column(sa.Column("changed_at", sa.DateTime(), nullable=True))
     with op.batch_alter_table("polled_issues") as batch:
         batch.add_column(sa.Column("journal_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("settled", sa.Boolean(), nullable=False, server_default=sa.true()))
@@ -33,3 +36,5 @@ def downgrade() -> None:
     with op.batch_alter_table("polled_issues") as batch:
         batch.drop_column("settled")
         batch.drop_column("journal_id")
+    with op.batch_alter_table("inbox_events") as batch:
+        batch.drop_column("changed_at")

@@ -97,6 +97,8 @@ def test_a_delivery_without_its_token_is_refused_and_another_project_s_ignored(a
     assert httpx.post(f"{served.url}/webhooks/redmine", content=body, headers=headers).status_code == 401
     wrong = httpx.post(f"{served.url}/webhooks/redmine/not-the-token-0123456789", content=body, headers=headers)
     assert wrong.status_code == 401
+    for mistyped in (f"/webhooks//redmine/{TOKEN}", f"/webhooks/redmine?token={TOKEN}"):  # never logged either
+        assert httpx.post(f"{served.url}{mistyped}", content=body, headers=headers).status_code in (401, 404)
     body, headers = delivery("suer", "updated", lit["id"], 1, project="un-autre-projet")
     ignored = httpx.post(f"{served.url}/webhooks/redmine/{TOKEN}", content=body, headers=headers)
     assert ignored.status_code == 200 and ignored.json()["status"] == "ignored"

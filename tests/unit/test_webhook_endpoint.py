@@ -296,13 +296,23 @@ def test_serve_refuses_to_start_with_an_unusable_token_naming_it_not_its_value(t
     assert "jeton de webhook « plugin » inutilisable" in refused.output and "trop-court" not in refused.output
 
 
-def test_the_token_of_the_url_never_reaches_the_access_log():
+@pytest.mark.parametrize("path", [f"/webhooks/redmine/{TOKEN}?x=1", f"/webhooks/redmine/{TOKEN}/x",
+                                  f"/webhooks/redmine?token={TOKEN}", f"/webhooks//redmine/{TOKEN}",
+                                  f"/health/{TOKEN}", "/webhooks/redmine?token=" + TOKEN.replace("-", "%2D")])
+def test_a_token_never_reaches_the_access_log_whatever_the_url(path):
+    """Red team of issue 16: only the exact route was masked; a mistyped URL logged the token."""
     from app.server import HiddenWebhookTokens
 
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-                               ("127.0.0.1:5", "POST", f"/webhooks/redmine/{TOKEN}?x=1", "1.1", 202), None)
-    assert HiddenWebhookTokens().filter(record)
-    assert TOKEN not in record.getMessage() and "/webhooks/redmine/***" in record.getMessage()
+                               ("127.0.0.1:5", "POST", path, "1.1", 404), None)
+    assert HiddenWebhookTokens([TOKEN, OLD_TOKEN]).filter(record)
+    assert TOKEN not in record.getMessage() and TOKEN.replace("-", "%2D") not in record.getMessage()
+    assert "***" in record.getMessage()
+
+
+def test_a_token_url_with_a_trailing_slash_is_accepted(token_ctx):
+    """A sender that does not follow redirects used to lose the delivery (307)."""
+    assert post_to(token_ctx, f"/webhooks/redmine/{TOKEN}/", BODY, {}).status_code == 202
 
 
 def test_a_delivery_about_something_else_is_acknowledged_and_not_stored(signed_ctx):

@@ -1,11 +1,15 @@
 """Issue 16: the deliveries of every sender Redmine users run (tests/fixtures/webhooks/, byte for
 byte as each sender's code builds them), accepted with authentication and processed once."""
 
+import hashlib
+import hmac
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app.clock import Clock
 from app.config import Settings
 from app.deadlines.models import DeadlineState
 from app.inbox import service
@@ -51,7 +55,8 @@ def test_each_sender_s_delivery_is_read_as_the_change_it_tells(sender, action):
         assert event.dedup_key == f"webhook_plugin:{headers['X-Redmine-Event-Id']}" and event.journal_id is None
     else:
         assert event.journal_id == (9001 if action == "updated" else None)
-        assert event.dedup_key == f"issue.{action}:4242:" + ("9001" if action == "updated" else "-")
+        expected = {"created": "-", "updated": "9001", "deleted": "body-"}[action]
+        assert event.dedup_key.startswith(f"issue.{action}:4242:{expected}")
 
 
 def test_the_same_change_from_redmine_and_from_redmine_webhook_is_one_event():
@@ -133,3 +138,71 @@ def _provision_file(ctx):
     lit = add_litigation(ctx.redmine, **{"Date de demande de provision": "2027-01-04", FUNDS: ""})
     process_issue(ctx, lit.id)
     return lit
+
+
+# --- a delivery ahead of Redmine (red team of issue 16) -----------------------------------------
+def _iso(stamp) -> str:
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def test_an_update_delivered_before_redmine_committed_it_waits_for_it_and_is_not_lost(ctx):
+    """redmine_webhook posts from inside Redmine's saving transaction: the service used to read
+    the ticket as it was, mark the event done, and polling's event of the same change (the same
+    key) was never stored: the change was lost for good."""
+    lit = _provision_file(ctx)
+    ahead = ctx.redmine.issues[lit.id].updated_on + timedelta(seconds=5)
+    path, body, headers = authenticated("suer", "updated", lit.id, 9999, updated_on=_iso(ahead))
+    assert post(ctx, path, body, headers).status_code == 202
+    work(ctx)
+    [event] = [e for e in service.list_events(ctx.db) if e.source == "redmine_webhook"]
+    assert event.state.value == "pending" and "Redmine montre encore la version" in event.last_error
+
+    ctx.redmine._tick = ahead - timedelta(seconds=1)  # Redmine commits the change now
+    ctx.redmine.update_issue(lit.id, custom_fields={FUNDS: "2027-01-10"})
+    ctx.clock = Clock(ctx.clock.now() + timedelta(minutes=5))
+    work(ctx)
+    event = next(e for e in service.list_events(ctx.db) if e.id == event.id)
+    assert event.state.value == "done"
+    assert states(ctx, lit.id) == [("C-14/provision", DeadlineState.cancelled)]  # the funds, seen
+
+
+def test_a_creation_delivered_before_the_ticket_is_visible_waits_for_it(ctx):
+    future_id = ctx.redmine._next_issue
+    path, body, headers = authenticated("suer", "created", future_id, updated_on=_iso(datetime(2026, 1, 1, tzinfo=UTC)))
+    assert post(ctx, path, body, headers).status_code == 202
+    work(ctx)
+    [event] = service.list_events(ctx.db)
+    assert event.state.value == "pending" and "pas encore visible" in event.last_error
+    add_register(ctx.redmine)  # the ticket is there now
+    assert future_id in ctx.redmine.issues
+    ctx.clock = Clock(ctx.clock.now() + timedelta(minutes=5))
+    work(ctx)
+    assert next(e for e in service.list_events(ctx.db) if e.id == event.id).state.value == "done"
+
+
+def test_a_change_never_seen_is_given_up_and_its_key_freed_for_the_real_one(ctx):
+    lit = _provision_file(ctx)
+    ahead = ctx.redmine.issues[lit.id].updated_on + timedelta(days=1)
+    path, body, headers = authenticated("redmine7", "updated", lit.id, 9999, updated_on=_iso(ahead).replace(".000", ""))
+    assert post(ctx, path, body, headers).status_code == 202
+    for _ in range(ctx.settings.worker.max_attempts + 1):
+        ctx.clock = Clock(ctx.clock.now() + timedelta(days=1))
+        work(ctx)
+    [event] = [e for e in service.list_events(ctx.db) if e.source == "redmine"]
+    assert event.state.value == "done" and "abandonné" in event.result and event.dedup_key.endswith(f"#abandonné-{event.id}")
+    assert post(ctx, path, body, headers).status_code == 202  # the same change, delivered again: stored anew
+
+
+def test_a_deletion_told_before_the_real_one_does_not_hide_it(ctx):
+    lit = _provision_file(ctx)
+    forged = authenticated("redmine7", "deleted", lit.id)
+    assert post(ctx, *forged).status_code == 202
+    work(ctx)
+    assert states(ctx, lit.id) == [("C-14/provision", DeadlineState.pending)]  # read again: still there
+    del ctx.redmine.issues[lit.id]
+    path, body, headers = authenticated("redmine7", "deleted", lit.id)
+    body = body.replace(b'"timestamp":"2026-01-20T10:00:00+00:00"', b'"timestamp":"2026-01-21T10:00:00+00:00"')
+    headers["X-Redmine-Signature-256"] = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert post(ctx, path, body, headers).status_code == 202  # was 200 « duplicate »: the deadlines stayed
+    work(ctx)
+    assert states(ctx, lit.id) == [("C-14/provision", DeadlineState.cancelled)]
