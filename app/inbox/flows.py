@@ -117,17 +117,12 @@ def authenticated_by_token(credentials: Credentials, settings: Settings) -> str 
                            f"(/webhooks/redmine/<jeton>) ou dans l'en-tête {API_KEY_HEADER}")
 
 
-def authenticate(body: bytes, credentials: Credentials, settings: Settings) -> str:
-    """Checks a delivery's credentials (``authenticated_by_token``, then the signature of
-    the body). Returns how it was authenticated: ``signature``, ``jeton <name>`` or
-    ``sans authentification``. Raises IntakeError 401."""
-    name = authenticated_by_token(credentials, settings)
-    if name is not None:
-        return f"jeton {name}"
-    if settings.webhook_secret is None:
-        return "sans authentification"
-    verify_signature(body, credentials.signature, settings.webhook_secret.get_secret_value())
-    return "signature"
+def authenticate(body: bytes, credentials: Credentials, settings: Settings, token: str | None) -> None:
+    """After the body is read: a delivery no token authenticated (``token``, the name
+    ``authenticated_by_token`` gave) must carry the body's signature, when a secret is set.
+    Raises IntakeError 401."""
+    if token is None and settings.webhook_secret is not None:
+        verify_signature(body, credentials.signature, settings.webhook_secret.get_secret_value())
 
 
 def verify_signature(body: bytes, header: str | None, secret: str) -> None:

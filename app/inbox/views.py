@@ -161,9 +161,9 @@ async def _receive(request: Request, path_token: str | None) -> JSONResponse:
     headers = request.headers
     credentials = Credentials(headers.get(SIGNATURE_HEADER), path_token, headers.get(API_KEY_HEADER))
     try:
-        authenticated_by_token(credentials, settings)  # before the body: an unauthenticated sender costs nothing
+        token = authenticated_by_token(credentials, settings)  # before the body: a sender without one costs nothing
         body = await _read_body(request, settings.webhook_max_bytes)
-        authenticate(body, credentials, settings)
+        authenticate(body, credentials, settings, token)
         event = parse_delivery(body, headers)
         if _another_project(event, ctx) and not await run_in_threadpool(request.app.state.tracked, event.issue_id):
             raise Ignored(f"ticket #{event.issue_id} d'un autre projet, non suivi")
