@@ -59,6 +59,10 @@ class RedmineScope:
         return self.inner.project_id
 
     @property
+    def known_project_id(self) -> int | None:
+        return self.inner.known_project_id
+
+    @property
     def service_user_id(self) -> int:
         return self.inner.service_user_id
 
