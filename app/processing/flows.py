@@ -54,6 +54,13 @@ def deadline_rules(settings: Settings) -> deadlines.ByTracker:
     })
 
 
+# How long an event waits for Redmine to show the version its delivery told of: Redmine
+# commits a change within its request (seconds; a request is given a minute, README "What
+# the guarantees assume"), so a version still not shown after this never came (a wrong or
+# forged delivery) — and the event, first of its ticket's, holds the ticket's later events.
+NOT_VISIBLE_WAIT = timedelta(minutes=10)
+
+
 class NotVisibleYet(Exception):
     """Redmine does not show yet the version of the ticket a delivery tells of: the sender
     posted before Redmine committed the change (redmine_webhook posts from inside the saving
@@ -199,9 +206,9 @@ def handle(ctx: Context, event: InboxEvent) -> str | None:
         result = process_issue(ctx, event.issue_id, lease_ends, awaited=awaited,
                                created=event.event_type == "issue.created")
     except NotVisibleYet as exc:
-        # Tried again with backoff (Redmine commits in a moment); past max_attempts the change
+        # Tried again with backoff (Redmine commits in a moment); past NOT_VISIBLE_WAIT the change
         # never came: done, and its key freed, so that the real change, if it comes, is stored.
-        if event.attempts < ctx.settings.worker.max_attempts:
+        if now - event.received_at < NOT_VISIBLE_WAIT:
             service.postpone(ctx.db, event.id, str(exc), now + backoff(ctx, event.attempts))
             log.info("événement %s (ticket #%s) : %s ; nouvel essai plus tard", event.id, event.issue_id, exc)
         else:

@@ -185,9 +185,14 @@ def test_a_change_never_seen_is_given_up_and_its_key_freed_for_the_real_one(ctx)
     ahead = ctx.redmine.issues[lit.id].updated_on + timedelta(days=1)
     path, body, headers = authenticated("redmine7", "updated", lit.id, 9999, updated_on=_iso(ahead).replace(".000", ""))
     assert post(ctx, path, body, headers).status_code == 202
-    for _ in range(ctx.settings.worker.max_attempts + 1):
-        ctx.clock = Clock(ctx.clock.now() + timedelta(days=1))
+    received = ctx.clock.now()
+    for minute in range(1, 10):  # tried again with backoff, held for less than NOT_VISIBLE_WAIT (10 min)
+        ctx.clock = Clock(received + timedelta(minutes=minute))
         work(ctx)
+        [event] = [e for e in service.list_events(ctx.db) if e.source == "redmine"]
+        assert event.state.value == "pending"
+    ctx.clock = Clock(received + timedelta(minutes=20))
+    work(ctx)
     [event] = [e for e in service.list_events(ctx.db) if e.source == "redmine"]
     assert event.state.value == "done" and "abandonné" in event.result and event.dedup_key.endswith(f"#abandonné-{event.id}")
     assert post(ctx, path, body, headers).status_code == 202  # the same change, delivered again: stored anew
