@@ -41,9 +41,9 @@ def uvicorn_options(settings: Settings) -> dict:
 
 class HiddenWebhookTokens(logging.Filter):
     """uvicorn's access log line without a webhook token (a secret, issue 16): the path
-    ``/webhooks/redmine/<anything>`` is shown as ``/webhooks/redmine/***``, and a configured
-    token anywhere else in the path or query (a mistyped URL, ``?token=``), percent-encoded
-    or not, as ``***``."""
+    ``/webhooks/redmine/<anything>`` is shown as ``/webhooks/redmine/***``, and a path or
+    query naming a configured token anywhere else (a mistyped URL, ``?token=``), in any case
+    and percent-encoded any number of times, as ``***``."""
 
     _TOKEN_PATH = re.compile(r"^(/webhooks/redmine/)[^?]*")
 
@@ -51,14 +51,23 @@ class HiddenWebhookTokens(logging.Filter):
         super().__init__()
         self.tokens = [t for t in tokens or [] if t]
 
+    def _names_a_token(self, path: str) -> bool:
+        """A token in the path, in any case, percent-encoded any number of times."""
+        for _ in range(8):
+            if any(token.casefold() in path.casefold() for token in self.tokens):
+                return True
+            decoded = urllib.parse.unquote(path)
+            if decoded == path:
+                return False
+            path = decoded
+        return True  # encoded deeper than any client would: hidden
+
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
             path = self._TOKEN_PATH.sub(r"\1***", args[2])
-            if any(token in urllib.parse.unquote(path) for token in self.tokens):
-                path = urllib.parse.unquote(path)
-                for token in self.tokens:
-                    path = path.replace(token, "***")
+            if self._names_a_token(path):
+                path = "***"
             record.args = (*args[:2], path, *args[3:])
         return True
 

@@ -201,19 +201,19 @@ def handle(ctx: Context, event: InboxEvent) -> str | None:
     service as a whole), None otherwise."""
     now = ctx.clock.now()
     lease_ends = monotonic() + ctx.settings.worker.lease_seconds  # claimed just now
-    awaited = event.changed_at if event.event_type != "issue.deleted" else None
+    # A delivery telling of a version Redmine does not show waits for it (Redmine commits in a
+    # moment); once NOT_VISIBLE_WAIT has passed the version never came as told: the ticket is
+    # processed as Redmine shows it — a real change stored under the same key (delivered or
+    # polled while this one waited) is not lost — and the key is freed for a later one.
+    give_up_at = event.received_at + NOT_VISIBLE_WAIT
+    given_up = now >= give_up_at
+    awaited = event.changed_at if event.event_type != "issue.deleted" and not given_up else None
     try:
         result = process_issue(ctx, event.issue_id, lease_ends, awaited=awaited,
                                created=event.event_type == "issue.created")
     except NotVisibleYet as exc:
-        # Tried again with backoff (Redmine commits in a moment); past NOT_VISIBLE_WAIT the change
-        # never came: done, and its key freed, so that the real change, if it comes, is stored.
-        if now - event.received_at < NOT_VISIBLE_WAIT:
-            service.postpone(ctx.db, event.id, str(exc), now + backoff(ctx, event.attempts))
-            log.info("événement %s (ticket #%s) : %s ; nouvel essai plus tard", event.id, event.issue_id, exc)
-        else:
-            service.finish(ctx.db, event.id, f"{exc} après {event.attempts} essais : abandonné", now, release_key=True)
-            log.warning("événement %s (ticket #%s) abandonné : %s", event.id, event.issue_id, exc)
+        service.postpone(ctx.db, event.id, str(exc), min(now + backoff(ctx, event.attempts), give_up_at))
+        log.info("événement %s (ticket #%s) : %s ; nouvel essai plus tard", event.id, event.issue_id, exc)
     except RedmineAccessRefused as exc:
         # The service's key or project refused (issue 15): an outage, not this event's
         # fault. The event waits without using up its attempts; nothing is lost.
@@ -240,7 +240,10 @@ def handle(ctx: Context, event: InboxEvent) -> str | None:
         service.fail(ctx.db, event.id, error, now)
         log.error("événement %s (ticket #%s) en échec : %s", event.id, event.issue_id, error)
     else:
-        service.finish(ctx.db, event.id, result, now)
+        released = given_up and event.changed_at is not None
+        if released:
+            result = f"version annoncée par la livraison jamais vue dans Redmine ; traité tel que Redmine le montre : {result}"
+        service.finish(ctx.db, event.id, result, now, release_key=released)
         log.info("événement %s (ticket #%s) : %s", event.id, event.issue_id, result)
     return None
 

@@ -99,11 +99,9 @@ def _updated_on(issue: dict) -> datetime | None:
     value = issue.get("updated_on")
     try:
         stamp = datetime.fromisoformat(value) if isinstance(value, str) and len(value) <= 40 else None
-    except ValueError:
+        return stamp.astimezone(UTC).replace(microsecond=0) if stamp is not None and stamp.tzinfo else None
+    except (ValueError, OverflowError):  # not a date; or one whose UTC is out of range (year 0 or 10 000)
         return None
-    if stamp is None or stamp.tzinfo is None:
-        return None
-    return stamp.astimezone(UTC).replace(microsecond=0)
 
 
 def read_delivery(document: object, headers: Mapping[str, str]) -> Delivery:

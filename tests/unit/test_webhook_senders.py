@@ -191,11 +191,40 @@ def test_a_change_never_seen_is_given_up_and_its_key_freed_for_the_real_one(ctx)
         work(ctx)
         [event] = [e for e in service.list_events(ctx.db) if e.source == "redmine"]
         assert event.state.value == "pending"
-    ctx.clock = Clock(received + timedelta(minutes=20))
+    ctx.clock = Clock(received + timedelta(minutes=10))  # its last try: at the 10th minute, not later
     work(ctx)
     [event] = [e for e in service.list_events(ctx.db) if e.source == "redmine"]
-    assert event.state.value == "done" and "abandonné" in event.result and event.dedup_key.endswith(f"#abandonné-{event.id}")
+    assert event.state.value == "done" and "jamais vue" in event.result
+    assert event.dedup_key.endswith(f"#abandonné-{event.id}")
     assert post(ctx, path, body, headers).status_code == 202  # the same change, delivered again: stored anew
+
+
+def test_a_forged_delivery_taking_a_real_change_s_key_does_not_lose_the_change(ctx):
+    """Second red team of issue 16: a delivery for the next journal id and a far updated_on made
+    the real change's delivery and its poll « duplicate »; given up, nothing was processed."""
+    lit = _provision_file(ctx)
+    next_journal = ctx.redmine._next_journal
+    forged = authenticated("suer", "updated", lit.id, next_journal, updated_on="2099-01-01T00:00:00.000Z")
+    assert post(ctx, *forged).status_code == 202
+    received = ctx.clock.now()
+    ctx.redmine.update_issue(lit.id, custom_fields={FUNDS: "2027-01-10"})  # the real change: that journal
+    assert ctx.redmine.issues[lit.id].last_journal_id == next_journal
+    real = authenticated("suer", "updated", lit.id, next_journal, updated_on=_iso(ctx.redmine.issues[lit.id].updated_on))
+    assert post(ctx, *real).json()["status"] == "duplicate"
+    work(ctx)
+    assert states(ctx, lit.id) == [("C-14/provision", DeadlineState.pending)]  # held, 10 minutes at most
+    ctx.clock = Clock(received + timedelta(minutes=10))
+    work(ctx)
+    assert states(ctx, lit.id) == [("C-14/provision", DeadlineState.cancelled)]  # the real change processed
+
+
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "x", "2027-13-01T00:00:00Z",
+                                   "2027-01-01T00:00:00"])
+def test_an_unreadable_updated_on_is_ignored_never_a_500(ctx, stamp):
+    path, body, headers = authenticated("suer", "updated", 4242, 9001, updated_on=stamp)
+    assert post(ctx, path, body, headers).status_code == 202
+    [event] = service.list_events(ctx.db)
+    assert event.changed_at is None
 
 
 def test_a_deletion_told_before_the_real_one_does_not_hide_it(ctx):
