@@ -89,3 +89,6 @@ class PolledIssue(Base):
     updated_on: Mapped[datetime] = mapped_column(UTCDateTime)
     journal_id: Mapped[int | None] = mapped_column(Integer)
     settled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    # Each poll reads the unsettled versions again: found without scanning every issue polled.
+    __table_args__ = (Index("ix_polled_issues_settled", "settled"),)

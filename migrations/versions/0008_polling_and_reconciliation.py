@@ -20,6 +20,7 @@ def upgrade() -> None:
     with op.batch_alter_table("polled_issues") as batch:
         batch.add_column(sa.Column("journal_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("settled", sa.Boolean(), nullable=False, server_default=sa.true()))
+    op.create_index("ix_polled_issues_settled", "polled_issues", ["settled"])
     op.create_table(
         "tracked_issues",
         sa.Column("issue_id", sa.Integer(), primary_key=True, autoincrement=False),
@@ -33,6 +34,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_tracked_issues_open", "tracked_issues")
     op.drop_table("tracked_issues")
+    op.drop_index("ix_polled_issues_settled", "polled_issues")
     with op.batch_alter_table("polled_issues") as batch:
         batch.drop_column("settled")
         batch.drop_column("journal_id")
