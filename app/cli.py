@@ -278,7 +278,7 @@ def legal_explain(ticket: Annotated[int, typer.Argument(help="Ticket Contentieux
         issue = ctx.redmine.get_issue(ticket)
         if issue.tracker != ctx.settings.trackers.litigation:
             _fail(f"ticket #{ticket} : tracker « {issue.tracker} », un ticket « {ctx.settings.trackers.litigation} » est attendu")
-        typer.echo(legal_flows.legal_text(legal_flows.report_of(ctx, issue), plain=True))
+        typer.echo(legal_flows.legal_text(ctx, legal_flows.report_of(ctx, issue), plain=True))
     except RedmineError as exc:
         _fail(str(exc))
 

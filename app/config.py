@@ -13,7 +13,7 @@ from datetime import datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -282,6 +282,10 @@ class Settings(BaseSettings):
 
     redmine_url: str = "http://127.0.0.1:3000"
     redmine_api_key: SecretStr = SecretStr("")
+    # Redmine's text formatting (Administration › Paramètres › Général › Formatage du texte):
+    # the service writes its notes and descriptions in it (issue 17). Textile is Redmine 5's
+    # default, CommonMark a new Redmine 6's; `redmine check --redmine-dir` compares the two.
+    redmine_text_format: Literal["textile", "markdown", "common_mark"] = "textile"
     webhook_secret: SecretStr | None = None  # blank = none: `serve` then refuses to start (issue 14)
     # Senders that cannot sign (issue 16): name → token, given in the delivery's URL
     # (/webhooks/redmine/<token>) or its X-Redmine-API-Key header; several for rotation.

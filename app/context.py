@@ -9,6 +9,7 @@ from datetime import datetime
 from app.clock import Clock
 from app.config import Settings
 from app.database import Database
+from app.templates import render
 from integrations.redmine.interface import Redmine
 from integrations.redmine.scope import RedmineScope
 
@@ -40,6 +41,11 @@ class Context:
     # The fields a rule of the current unit of work could not read (its decision waits).
     unreadable: list[str] = field(default_factory=list)
     _principals: dict[str, int | None] = field(default_factory=dict)
+
+    def render(self, template: str, **values: object) -> str:
+        """A note or description from ``ticket_templates/<template>.j2`` in the Redmine's text
+        format (``redmine_text_format``), values escaped (:func:`app.templates.render`)."""
+        return render(template, self.settings.redmine_text_format, **values)
 
     def principal(self, name: str) -> int | None:
         """A group or person of the routing configuration, by name (cached per process once

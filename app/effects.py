@@ -32,7 +32,6 @@ from typing import TypeVar
 
 from app.claims.flows import claimed
 from app.context import Context, Refusal
-from app.templates import render
 from app.text import field_value, subject_line
 from integrations.redmine.schema import SERVICE_ROLE, build_spec
 from integrations.redmine.interface import (
@@ -94,7 +93,7 @@ def note_once(ctx: Context, issue: Issue, key: str, text: str, assign_to: int | 
             return False
         refused: RedmineRejected | None = None
         for assignee, told in _assignees(ctx, assign_to):
-            said = text if refused is None else text + "\n\n" + render(
+            said = text if refused is None else text + "\n\n" + ctx.render(
                 "not_as_planned", what="Ce ticket", done="assigné", reason=_reason(refused), fallback=told)
             try:
                 ctx.redmine.update_issue(issue.id, notes=f"{said}\n\n{note_marker(key)}", assigned_to_id=assignee,
@@ -173,8 +172,8 @@ def report_refusals(ctx: Context, issue: Issue) -> list[str]:
     group = ctx.principal(ctx.settings.routing.litigation_group)
     done = []
     for issue_id, refusals in by_ticket.items():
-        text = render("refused_steps", refusals=refusals, group=ctx.settings.routing.litigation_group,
-                      group_found=group is not None)
+        text = ctx.render("refused_steps", refusals=refusals, group=ctx.settings.routing.litigation_group,
+                          group_found=group is not None)
         target = issue if issue_id == issue.id else ctx.redmine.get_issue(issue_id)
         if note_once(ctx, target, f"refus/{digest([(r.what, r.reason) for r in refusals])}", text, assign_to=group):
             done.append(f"refusé par Redmine : {' ; '.join(r.what for r in refusals)} (signalé sur le ticket #{issue_id})")
@@ -185,7 +184,7 @@ def note_unreadable(ctx: Context, exc: FieldUnknown) -> str:
     """A rule could not read a field (hidden from the service's role, not on the tracker):
     nothing depending on it was decided; the ticket says so once, and who can fix it."""
     issue = ctx.redmine.get_issue(exc.issue_id)
-    text = render("field_unreadable", field=exc.name, tracker=exc.tracker, role=SERVICE_ROLE)
+    text = ctx.render("field_unreadable", field=exc.name, tracker=exc.tracker, role=SERVICE_ROLE)
     note_once(ctx, issue, f"champ-illisible/{digest(exc.name)}", text)
     return f"en attente : champ « {exc.name} » illisible sur le ticket #{exc.issue_id}"
 
@@ -281,8 +280,8 @@ def _create(ctx: Context, new: NewIssue) -> Issue:
             raise
         first = exc
     for assignee, told in _assignees(ctx, new.assigned_to_id)[1:]:  # the first is the one refused
-        said = new.description + "\n\n" + render("not_as_planned", what="Ce ticket", done="créé",
-                                                 reason=_reason(first), fallback=told)
+        said = new.description + "\n\n" + ctx.render("not_as_planned", what="Ce ticket", done="créé",
+                                                     reason=_reason(first), fallback=told)
         try:
             made = ctx.redmine.create_issue(replace(new, assigned_to_id=assignee, description=said))
         except RedmineRejected:

@@ -1,13 +1,34 @@
 """Ticket texts from ``ticket_templates/`` (Jinja2, French) and people's values made safe.
 
-Redmine turns a note into HTML in two layers: its text format (Textile, the default;
-Markdown or CommonMark where the Redmine is set so), then its own passes over the HTML
-(``ApplicationHelper#textilizable``): macros ``{{…}}``, wiki links ``[[…]]``, links
-``#123``, ``r123``, ``user:…``, ``project:…``, ``@login`` mentions (Redmine 5 notifies the
-mentioned user), auto-links of ``www.``, ``http(s)://``, ``ftp://`` and e-mail addresses.
-Every value inserted with ``{{ }}`` goes through :func:`escape`, so what people typed
-shows as typed and triggers none of these, while the templates' own markup (bold labels,
-lists, ``#{{ id }}`` and ``user#N`` links) still renders.
+Redmine turns a note into HTML in two layers: its text format (``text_formatting``:
+Textile, Redmine 5's default; CommonMark, a new Redmine 6's; or the older Markdown), then
+its own passes over the HTML (``ApplicationHelper#textilizable``): macros ``{{…}}``, wiki
+links ``[[…]]``, links ``#123``, ``r123``, ``user:…``, ``project:…``, ``@login`` mentions
+(Redmine 5 notifies the mentioned user), auto-links of ``www.``, ``http(s)://``, ``ftp://``
+and e-mail addresses.
+
+One rendering layer serves the three formats (issue 17): the templates are written once in
+the *templates' markup* (below), turned into the Redmine's format when a template is loaded
+(:func:`markup_for`); every value inserted with ``{{ }}`` goes through :func:`escape` for that
+format, so what people typed shows as typed and triggers none of Redmine's passes, while the
+templates' own markup (bold labels, lists, ``#{{ id }}`` and ``user#N`` links) renders.
+
+The templates' markup, the part of Textile the three formats share in meaning; anything else
+that is markup in one of them is refused when the template loads (:class:`TemplateMarkupError`):
+
+=====================  ==================  ==========================
+templates (Textile)    Markdown            CommonMark
+=====================  ==================  ==========================
+``*gras*``             ``**gras**``        ``**gras**``
+``_italique_``         ``*italique*``      ``*italique*``
+``* puce``             ``* puce``          ``* puce``
+``** sous-puce``       ``    * sous-puce`` ``    * sous-puce``
+``# étape``            ``1. étape``        ``1. étape``
+=====================  ==================  ==========================
+
+A line break inside a paragraph is a line break in the three (Redmine sets Redcarpet's
+``hard_wrap`` and CommonMark's ``hardbreaks``); ``#{{ id }}`` and ``user#N`` are Redmine's
+own links, the same in every format.
 """
 
 from __future__ import annotations
@@ -114,6 +135,65 @@ class _Safe(str):
     """Output of a filter that is already safe (built from numbers only)."""
 
 
+class TemplateMarkupError(ValueError):
+    """A template uses markup outside the templates' markup (module docstring): it would
+    show differently, or as written, in one of Redmine's formats."""
+
+
+# Jinja's own tags, set aside while the markup around them is turned into the format.
+_JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_TAG_MARK = re.compile("\ue000(\\d+)\ue001")
+_LIST_ITEM = re.compile(r"(\*\*|\*|#) (?=\S)")
+# Bold *…* and italic _…_: a pair at a word's edges, as Textile reads it.
+_INLINE = re.compile(r"(?<![\w*])([*_])(?=[^\s*_])(.+?)(?<=[^\s*_])\1(?!\w)")
+_MARKDOWN_LIST = {"*": "* ", "**": "    * ", "#": "1. "}
+_MARKDOWN_INLINE = {"*": "**", "_": "*"}
+# What is markup in one of the formats and not in the templates' markup.
+_OTHER_MARKUP = re.compile(r"[*_`<>\[\]\\|~^@{}\"%]|==|!\S")
+_OTHER_BLOCK = re.compile(r"[A-Za-z]+\d*\.\s|[>|+=-]|\d+[.)]\s")
+
+
+def markup_for(source: str, text_format: str, name: str = "<texte>") -> str:
+    """The template source ``source``, written in the templates' markup, in Redmine's
+    ``text_format`` (one of ``TEXT_FORMATS``); Jinja's tags are left as they are.
+    Raises :class:`TemplateMarkupError` (naming ``name`` and the line) for other markup,
+    ValueError for an unknown format."""
+    if text_format not in TEXT_FORMATS:
+        raise ValueError(f"format de texte inconnu : {text_format!r} (attendu : {', '.join(TEXT_FORMATS)})")
+    tags: list[str] = []
+
+    def set_aside(match: re.Match) -> str:
+        tags.append(match.group(0))
+        return f"\ue000{len(tags) - 1}\ue001"
+
+    lines = []
+    for number, line in enumerate(_JINJA_TAG.sub(set_aside, source).split("\n"), start=1):
+        item = _LIST_ITEM.match(line)
+        marker, body = (item.group(1), line[item.end():]) if item else (None, line)
+        plain = _INLINE.sub(r"\2", _TAG_MARK.sub("x", body))
+        if _OTHER_MARKUP.search(plain) or (marker is None and _OTHER_BLOCK.match(plain)):
+            raise TemplateMarkupError(f"{name}, ligne {number} : balisage hors du balisage des modèles "
+                                      f"(app/templates.py) : {_TAG_MARK.sub('…', line).strip()!r}")
+        if text_format != "textile":
+            body = _INLINE.sub(lambda m: f"{_MARKDOWN_INLINE[m.group(1)]}{m.group(2)}{_MARKDOWN_INLINE[m.group(1)]}",
+                               body)
+            line = (_MARKDOWN_LIST[marker] if marker else "") + body
+        lines.append(line)
+    return _TAG_MARK.sub(lambda m: tags[int(m.group(1))], "\n".join(lines))
+
+
+class _MarkupLoader(FileSystemLoader):
+    """The templates of ``ticket_templates/``, in one text format (:func:`markup_for`)."""
+
+    def __init__(self, text_format: str):
+        super().__init__(TEMPLATES_DIR)
+        self.text_format = text_format
+
+    def get_source(self, environment: Environment, template: str):
+        source, filename, uptodate = super().get_source(environment, template)
+        return markup_for(source, self.text_format, template), filename, uptodate
+
+
 @lru_cache
 def _environment(text_format: str) -> Environment:
     def finalize(value: object) -> str:
@@ -122,7 +202,7 @@ def _environment(text_format: str) -> Environment:
         return escape(value, text_format)
 
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
+        loader=_MarkupLoader(text_format),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

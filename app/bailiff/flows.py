@@ -21,7 +21,6 @@ from app.context import Context
 from app.effects import digest, ensure_ticket, find_operation, note_once
 from app.litigation.case import PartyRole, read_litigation_file
 from app.litigation.flows import gestionnaire_of, open_register
-from app.templates import render
 from app.text import slug
 from integrations.redmine.interface import Issue, NewIssue
 
@@ -75,7 +74,7 @@ def reconcile_bailiff_file(ctx: Context, litigation: Issue) -> list[str]:
         if any(has_word(name, word) for word in SERVED_ACT_WORDS):
             task, created = ensure_ticket(ctx, f"C-10/acte/{litigation.id}/{digest(name)}", NewIssue(
                 tracker=s.trackers.task, subject=f"Envoyer l'acte signifié au propriétaire — contentieux #{litigation.id}",
-                description=render("served_act_task", filename=name, litigation_id=litigation.id),
+                description=ctx.render("served_act_task", filename=name, litigation_id=litigation.id),
                 parent_id=litigation.id, assigned_to_id=gestionnaire,
                 custom_fields={f.mandate_number: file.mandate_number}))
             if created:
@@ -90,13 +89,13 @@ def reconcile_bailiff_file(ctx: Context, litigation: Issue) -> list[str]:
     for piece in missing:
         task, created = ensure_ticket(ctx, f"C-7/piece/{litigation.id}/{piece.key}", NewIssue(
             tracker=s.trackers.task, subject=f"Pièce manquante pour le commissaire de justice : {piece.label}",
-            description=render("missing_piece_task", piece=piece, litigation_id=litigation.id,
-                               register_id=register.id),
+            description=ctx.render("missing_piece_task", piece=piece, litigation_id=litigation.id,
+                                   register_id=register.id),
             parent_id=litigation.id, assigned_to_id=gestionnaire,
             custom_fields={f.mandate_number: file.mandate_number}))
         if created:
             done.append(f"pièce manquante « {piece.label} » : tâche #{task.id}")
-    text = render("bailiff_checklist", pieces=pieces, missing=missing)
+    text = ctx.render("bailiff_checklist", pieces=pieces, missing=missing)
     if note_once(ctx, litigation, f"C-7/pieces/{digest([p.key for p in missing])}", text):
         done.append("liste des pièces" + (" complète" if not missing else ""))
 
@@ -104,6 +103,6 @@ def reconcile_bailiff_file(ctx: Context, litigation: Issue) -> list[str]:
     if sent_on and not missing:  # C-8, on the ticket used for the funds request
         target = ctx.redmine.get_issue(funds.id) if funds else litigation  # with its journals
         if note_once(ctx, target, f"C-8/transmis/{litigation.id}",
-                     render("file_sent", sent_on=sent_on, litigation_id=litigation.id)):
+                     ctx.render("file_sent", sent_on=sent_on, litigation_id=litigation.id)):
             done.append(f"dossier complet transmis au commissaire de justice (#{target.id})")
     return done

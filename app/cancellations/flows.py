@@ -29,7 +29,6 @@ from app.context import Context
 from app.deadlines.models import Deadline
 from app.deadlines.service import Fired, Wanted
 from app.effects import digest, note_once, note_to_author
-from app.templates import render
 from integrations.redmine.interface import Issue
 
 DECISION = "C-35/decision"
@@ -49,7 +48,7 @@ def reconcile_cancellation(ctx: Context, issue: Issue) -> list[str]:
         ctx.redmine.update_issue(issue.id, parent_id=litigation.id)
         done.append(f"rattachée au contentieux #{litigation.id}")
     if litigation is None or litigation.field(f.lease_type) != s.values.lease_commercial:  # L-10
-        note_once(ctx, issue, "L-10/frais-de-relance", render("cancellation_reminder_fees_law",
+        note_once(ctx, issue, "L-10/frais-de-relance", ctx.render("cancellation_reminder_fees_law",
                                                                residential=litigation is not None))
     refs = {name: value for name, value in ((f.tenant_ref, request.tenant_ref), (f.owner_ref, request.owner_ref))
             if value and not issue.field(name)}
@@ -95,8 +94,8 @@ def _check(ctx: Context, issue: Issue, request: FeeCancellation, decider_name: s
     problems = request.problems(s)
     if not problems:
         return []
-    text = render("cancellation_check", problems=problems, justified=bool(request.justification),
-                  decider=decider_name, days=s.deadlines.decision_working_days)
+    text = ctx.render("cancellation_check", problems=problems, justified=bool(request.justification),
+                      decider=decider_name, days=s.deadlines.decision_working_days)
     key = f"C-33/verification/{digest(problems)}"
     posted = note_once(ctx, issue, key, text) if request.justification else note_to_author(ctx, issue, key, text)
     return ["demande à compléter : " + "; ".join(problems)] if posted else []
@@ -106,7 +105,7 @@ def _undo_requesters_decision(ctx: Context, issue: Issue, decider: tuple[str, in
     """C-34: the issuer of the fees decides, not the requester: a decision the requester
     typed is cleared, and the delay keeps running."""
     f = ctx.settings.fields
-    text = render("cancellation_self_decision", decider=decider[0], decision_field=f.decision)
+    text = ctx.render("cancellation_self_decision", decider=decider[0], decision_field=f.decision)
     if note_once(ctx, issue, f"C-34/decision-du-demandeur/{_decision_stamp(issue, ctx.settings)}", text,
                  assign_to=decider[1], custom_fields={f.decision: "", f.decision_reason: ""}):
         return ["décision saisie par le demandeur : annulée, renvoyée au décideur"]
@@ -120,28 +119,29 @@ def _decision(ctx: Context, issue: Issue, request: FeeCancellation, round_name: 
     name, decider_id = decider
     due_on = decision_due_on(received_on, s)
     if not request.decision:  # C-35: to the decider, due in 8 working days
-        text = render("cancellation_received", round=round_name, received_on=received_on, due_on=due_on,
-                      days=s.deadlines.decision_working_days, decision_field=f.decision, reason_field=f.decision_reason,
-                      previous_reason=None)
+        text = ctx.render("cancellation_received", round=round_name, received_on=received_on, due_on=due_on,
+                          days=s.deadlines.decision_working_days, decision_field=f.decision,
+                          reason_field=f.decision_reason, previous_reason=None)
         if note_once(ctx, issue, f"C-35/{round_name}/{received_on}", text, assign_to=decider_id,
                      start_date=received_on, due_date=due_on):
             return [f"transmise à {name}, décision au plus tard le {due_on:%d/%m/%Y}"]
         return []
     stamp = _decision_stamp(issue, s)
     if request.decision == v.decision_accepted:  # C-36
-        text = render("cancellation_accepted", decider=name, reason=request.reason, accounting=s.routing.accounting_group)
+        text = ctx.render("cancellation_accepted", decider=name, reason=request.reason,
+                          accounting=s.routing.accounting_group)
         if note_to_author(ctx, issue, f"C-36/{round_name}/{stamp}", text):
             return [f"annulation accordée par {name} : demandeur informé"]
         return []
     if request.decision == v.decision_refused and not request.reason:  # C-37: a reason is required
-        text = render("cancellation_reason_missing", reason_field=f.decision_reason, decider=name)
+        text = ctx.render("cancellation_reason_missing", reason_field=f.decision_reason, decider=name)
         if note_once(ctx, issue, f"C-37/{round_name}/sans-motif/{stamp}", text, assign_to=decider_id):
             return [f"refus sans motif : renvoyé à {name}"]
         return []
     if request.decision == v.decision_refused:  # C-37
-        text = render("cancellation_refused", round=round_name, decider=name, reason=request.reason,
-                      escalation_field=f.dg_escalation, justification_field=f.justification,
-                      days=s.deadlines.decision_working_days)
+        text = ctx.render("cancellation_refused", round=round_name, decider=name, reason=request.reason,
+                          escalation_field=f.dg_escalation, justification_field=f.justification,
+                          days=s.deadlines.decision_working_days)
         if note_to_author(ctx, issue, f"C-37/{round_name}/refus/{stamp}/{digest(request.reason)}", text):
             return [f"annulation refusée par {name} : demandeur informé"]
     return []
@@ -161,14 +161,14 @@ def _escalate(ctx: Context, issue: Issue, request: FeeCancellation) -> list[str]
     started = escalated_at(issue, s)
     if started is None:
         problem = f"la nouvelle justification manque : réécrire « {f.justification} » après le refus"
-        text = render("cancellation_escalation_incomplete", problem=problem)
+        text = ctx.render("cancellation_escalation_incomplete", problem=problem)
         key = f"C-37/escalade-incomplete/{refused_at(issue, s):%Y%m%dT%H%M%S}"
         return ["escalade DG incomplète"] if note_to_author(ctx, issue, key, text) else []
     received_on = paris_date(started)
     due_on = decision_due_on(received_on, s)
-    text = render("cancellation_received", round=DG, received_on=received_on, due_on=due_on,
-                  days=s.deadlines.decision_working_days, decision_field=f.decision, reason_field=f.decision_reason,
-                  previous_reason=request.reason)
+    text = ctx.render("cancellation_received", round=DG, received_on=received_on, due_on=due_on,
+                      days=s.deadlines.decision_working_days, decision_field=f.decision, reason_field=f.decision_reason,
+                      previous_reason=request.reason)
     cleared = {f.decision: "", f.decision_reason: "", f.overdue: "0"}
     if note_once(ctx, issue, ESCALATION_KEY, text, assign_to=_decider(ctx, DG)[1], custom_fields=cleared,
                  start_date=received_on, due_date=due_on):
@@ -202,9 +202,9 @@ class CancellationDeadlines:
         manager = s.routing.management_group if round_.name == DG else s.routing.litigation_manager
         received_on = round_.received_on
         decision_due = decision_due_on(received_on, s)
-        text = render("cancellation_overdue", received_on=received_on, decision_due_on=decision_due,
-                      days=s.deadlines.decision_working_days, manager=manager, late=late,
-                      due_on=paris_date(deadline.due_at), today=paris_date(ctx.clock.now()))
+        text = ctx.render("cancellation_overdue", received_on=received_on, decision_due_on=decision_due,
+                          days=s.deadlines.decision_working_days, manager=manager, late=late,
+                          due_on=paris_date(deadline.due_at), today=paris_date(ctx.clock.now()))
         note_once(ctx, issue, f"{deadline.kind}/{deadline.id}", text, assign_to=ctx.principal(manager),
                   custom_fields={s.fields.overdue: "1"})
         return f"décision hors délai : {manager} prévenu"

@@ -28,7 +28,6 @@ from app.legal.rules import EVICTION_NOTICE_MONTHS, PREFECT_ANSWER_MONTHS, Facts
 from app.litigation.case import Party, read_litigation_file
 from app.litigation.deadlines import RULES
 from app.litigation.flows import gestionnaire_of, register_of
-from app.templates import render
 from app.text import identity, slug
 from integrations.redmine.interface import Issue, NewIssue
 
@@ -45,16 +44,16 @@ def reconcile_judgment(ctx: Context, title: Issue) -> list[str]:
     if outcome == s.values.judgment_favourable:
         executions = [_execution(ctx, title, mandate, key, party)
                       for key, party in zip(execution_keys(title.id, file.parties), file.parties, strict=True)]
-        text = render("judgment_favourable", executions=executions, cost=s.procedure.execution_cost_eur)
+        text = ctx.render("judgment_favourable", executions=executions, cost=s.procedure.execution_cost_eur)
         note_once(ctx, title, f"C-20/executions/{digest([e.id for e in executions])}", text)
         return [f"jugement favorable : {len(executions)} exécution(s)"]
     if outcome == s.values.judgment_unfavourable:
         task, _ = ensure_ticket(ctx, f"C-21/appel/{title.id}", NewIssue(
             tracker=s.trackers.task, subject=f"Étudier un appel avec le propriétaire — {title.tracker} #{title.id}",
-            description=render("appeal_task", title_id=title.id, litigation_id=litigation.id),
+            description=ctx.render("appeal_task", title_id=title.id, litigation_id=litigation.id),
             parent_id=title.id, assigned_to_id=gestionnaire_of(ctx, register_of(ctx, mandate)),
             custom_fields={s.fields.mandate_number: mandate}))
-        note_once(ctx, title, f"C-21/defavorable/{title.id}", render("judgment_unfavourable", task_id=task.id))
+        note_once(ctx, title, f"C-21/defavorable/{title.id}", ctx.render("judgment_unfavourable", task_id=task.id))
         return [f"jugement défavorable : étude d'appel #{task.id}"]
     return []
 
@@ -91,7 +90,7 @@ def _execution(ctx: Context, title: Issue, mandate: str, key: str, party: Party)
     execution, created = ensure_ticket(ctx, key, NewIssue(
         tracker=s.trackers.execution,
         subject=f"Exécution — {party.name} ({party.role.value}) — {title.tracker.lower()} #{title.id}",
-        description=render("execution_ticket", party=party, title_id=title.id, cost=s.procedure.execution_cost_eur),
+        description=ctx.render("execution_ticket", party=party, title_id=title.id, cost=s.procedure.execution_cost_eur),
         parent_id=title.id,
         assigned_to_id=ctx.principal(s.routing.litigation_group),
         custom_fields={s.fields.mandate_number: mandate, s.fields.estimated_cost: str(s.procedure.execution_cost_eur)}))
@@ -109,9 +108,9 @@ def reconcile_eviction_order(ctx: Context, assignation: Issue) -> list[str]:
     eviction, created = ensure_ticket(ctx, f"C-27/expulsion/{assignation.id}", NewIssue(
         tracker=s.trackers.eviction,
         subject=f"Expulsion — assignation #{assignation.id} — mandat {mandate}",
-        description=render("eviction_ticket", assignation_id=assignation.id,
-                           order_cost=s.procedure.eviction_order_cost_eur,
-                           force_cost=s.procedure.public_force_cost_eur),
+        description=ctx.render("eviction_ticket", assignation_id=assignation.id,
+                               order_cost=s.procedure.eviction_order_cost_eur,
+                               force_cost=s.procedure.public_force_cost_eur),
         parent_id=assignation.id,
         assigned_to_id=ctx.principal(s.routing.litigation_group),
         custom_fields={s.fields.mandate_number: mandate,
@@ -127,18 +126,18 @@ def reconcile_eviction(ctx: Context, eviction: Issue) -> list[str]:
     ordered_on = eviction.date_field(f.eviction_order_date)
     if ordered_on:
         leave_by = add_months(ordered_on, EVICTION_NOTICE_MONTHS)
-        text = render("eviction_ordered", ordered_on=ordered_on, leave_by=leave_by,
-                      truce=in_winter_truce(leave_by), truce_end=truce_end(leave_by))
+        text = ctx.render("eviction_ordered", ordered_on=ordered_on, leave_by=leave_by,
+                          truce=in_winter_truce(leave_by), truce_end=truce_end(leave_by))
         if note_once(ctx, eviction, f"C-27/commandement/{ordered_on}", text):
             done.append(f"quitter les lieux avant le {leave_by:%d/%m/%Y}")
     if eviction.field(f.tenant_stays) == "1":
         today = paris_date(ctx.clock.now())
         answer_by = add_months(today, PREFECT_ANSWER_MONTHS)
         next_truce = date(today.year, 11, 1) if today < date(today.year, 11, 1) else date(today.year + 1, 11, 1)
-        text = render("eviction_public_force", cost=s.procedure.public_force_cost_eur, answer_by=answer_by,
-                      late_request=add_months(today, 2) > next_truce and not in_winter_truce(today),
-                      truce=in_winter_truce(answer_by) or in_winter_truce(today),
-                      truce_end=truce_end(answer_by if in_winter_truce(answer_by) else today))
+        text = ctx.render("eviction_public_force", cost=s.procedure.public_force_cost_eur, answer_by=answer_by,
+                          late_request=add_months(today, 2) > next_truce and not in_winter_truce(today),
+                          truce=in_winter_truce(answer_by) or in_winter_truce(today),
+                          truce_end=truce_end(answer_by if in_winter_truce(answer_by) else today))
         if note_once(ctx, eviction, f"C-27/force-publique/{eviction.id}", text):
             done.append("force publique à requérir")
     planned_on = eviction.date_field(f.eviction_planned_date)
@@ -148,7 +147,7 @@ def reconcile_eviction(ctx: Context, eviction: Issue) -> list[str]:
             mandate = eviction.field(f.mandate_number)
             task, created = ensure_ticket(ctx, f"C-27/expulsion-physique/{eviction.id}/{planned_on}", NewIssue(
                 tracker=s.trackers.task, subject=f"Expulsion physique le {planned_on:%d/%m/%Y} — expulsion #{eviction.id}",
-                description=render("eviction_planned_task", planned_on=planned_on, eviction_id=eviction.id),
+                description=ctx.render("eviction_planned_task", planned_on=planned_on, eviction_id=eviction.id),
                 parent_id=eviction.id, assigned_to_id=ctx.principal(s.routing.litigation_group),
                 custom_fields={f.mandate_number: mandate} if mandate else {}))
             if created:
@@ -160,7 +159,7 @@ def reconcile_eviction(ctx: Context, eviction: Issue) -> list[str]:
         mandate = eviction.field(f.mandate_number)
         task, created = ensure_ticket(ctx, f"C-27/depart/{eviction.id}", NewIssue(
             tracker=s.trackers.task, subject=f"Départ du locataire (process 20 06 02) — expulsion #{eviction.id}",
-            description=render("tenant_departure_task", left_on=left_on, eviction_id=eviction.id),
+            description=ctx.render("tenant_departure_task", left_on=left_on, eviction_id=eviction.id),
             parent_id=eviction.id, assigned_to_id=gestionnaire_of(ctx, register_of(ctx, mandate)),
             custom_fields={f.mandate_number: mandate}))
         if created:

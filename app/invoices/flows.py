@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from app.context import Context
 from app.effects import digest, note_once
-from app.templates import render
 from integrations.redmine.interface import Issue
 
 
@@ -55,7 +54,7 @@ def reconcile_invoice(ctx: Context, invoice: Issue) -> list[str]:
         found = [i for i in ctx.redmine.find_issues(s.trackers.litigation, f.mandate_number, mandate)
                  if not i.closed] if mandate else []
         if len(found) != 1:
-            text = render("invoice_unattached", mandate=mandate, count=len(found))
+            text = ctx.render("invoice_unattached", mandate=mandate, count=len(found))
             note_once(ctx, invoice, f"C-16/sans-contentieux/{digest(mandate, len(found))}", text,
                       assign_to=ctx.principal(s.routing.litigation_group))
             return ["facture sans dossier contentieux unique"]
@@ -68,7 +67,7 @@ def reconcile_invoice(ctx: Context, invoice: Issue) -> list[str]:
         fees=invoice.field(f.expense_kind) == v.expense_fees,
     )
     group = s.routing.accounting_group if routing.group == "accounting" else s.routing.management_group
-    text = render("invoice_routed", routing=routing, group=group, litigation_id=litigation.id)
+    text = ctx.render("invoice_routed", routing=routing, group=group, litigation_id=litigation.id)
     if note_once(ctx, invoice, f"{routing.rule}/facture/{digest(routing)}", text, assign_to=ctx.principal(group)):
         return [f"facture : {group} ({routing.rule})"]
     return []

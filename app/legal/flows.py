@@ -19,7 +19,7 @@ from app.legal.rules import SOURCES, Facts, Gate, LegalReport, check
 from app.litigation.case import PartyRole, parse_debtors
 from app.litigation.flows import gestionnaire_of, register_of
 from app.prevention import service as prevention
-from app.templates import render, render_plain
+from app.templates import render_plain
 from integrations.redmine.interface import Issue, NewIssue
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "ticket_templates"
@@ -120,9 +120,9 @@ def report_of(ctx: Context, litigation: Issue) -> LegalReport:
     return check(facts_of(ctx, litigation))
 
 
-def legal_text(report: LegalReport, plain: bool = False) -> str:
+def legal_text(ctx: Context, report: LegalReport, plain: bool = False) -> str:
     context = dict(report=report, sources=SOURCES)
-    return render_plain("legal_check", **context) if plain else render("legal_check", **context)
+    return render_plain("legal_check", **context) if plain else ctx.render("legal_check", **context)
 
 
 def reconcile_legal(ctx: Context, litigation: Issue) -> list[str]:
@@ -131,7 +131,7 @@ def reconcile_legal(ctx: Context, litigation: Issue) -> list[str]:
     f = ctx.settings.fields
     report = report_of(ctx, litigation)
     done = _caf_task(ctx, litigation, report)
-    text = legal_text(report)
+    text = legal_text(ctx, report)
     if litigation.field(f.legal_check).replace("\r\n", "\n") != text.strip():  # Redmine may store CRLF
         ctx.redmine.update_issue(litigation.id, custom_fields={f.legal_check: text})
         done.append(f"contrôle légal : {len(report.warnings)} alerte(s), {len(report.gates)} blocage(s)")
@@ -157,8 +157,8 @@ def _caf_task(ctx: Context, litigation: Issue, report: LegalReport) -> list[str]
     task, created = ensure_ticket(ctx, key, NewIssue(
         tracker=s.trackers.task,
         subject=f"Signaler l'impayé à la CAF/MSA avant le {report.caf_report_by:%d/%m/%Y} — contentieux #{litigation.id}",
-        description=render("legal_caf_task", litigation_id=litigation.id, report_by=report.caf_report_by,
-                           source=SOURCES["L-8"]),
+        description=ctx.render("legal_caf_task", litigation_id=litigation.id, report_by=report.caf_report_by,
+                               source=SOURCES["L-8"]),
         parent_id=litigation.id,
         assigned_to_id=gestionnaire_of(ctx, register_of(ctx, mandate)),
         custom_fields={f.mandate_number: mandate} if mandate else {}))
@@ -180,10 +180,10 @@ def gate_allows(ctx: Context, issue: Issue, gate: Gate | None) -> bool:
         who = journal.user_id if journal and journal.user_id else issue.author_id
         when = paris_date(journal.created_on) if journal and journal.created_on else paris_date(issue.created_on)
         note_once(ctx, issue, f"{gate.rule}/derogation/{gate.step}/{journal.id if journal else 0}",
-                  render("legal_override", gate=gate, who=who, when=when, source=SOURCES[gate.rule]))
+                  ctx.render("legal_override", gate=gate, who=who, when=when, source=SOURCES[gate.rule]))
         return True
     note_once(ctx, issue, f"{gate.rule}/blocage/{gate.step}/{digest(gate.reason)}",
-              render("legal_gate", gate=gate, override_field=f.legal_override, source=SOURCES[gate.rule]))
+              ctx.render("legal_gate", gate=gate, override_field=f.legal_override, source=SOURCES[gate.rule]))
     return False
 
 

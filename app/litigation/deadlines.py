@@ -27,7 +27,6 @@ from app.effects import attach_once, ensure_ticket, note_once, relate_once
 from app.letters import DOCX, letter_docx
 from app.litigation.case import read_litigation_file
 from app.litigation.flows import gestionnaire_of, register_of
-from app.templates import render
 from integrations.redmine.interface import Issue, NewIssue
 
 PROVISION = "C-14/provision"
@@ -126,22 +125,22 @@ class LitigationDeadlines:
         if deadline.kind in (LAWYER_REMINDER, LAWYER_LAST_DAY):
             f = ctx.settings.fields
             served_on = issue.date_field(f.service_date)
-            text = render("lawyer_reminder", on_the_day=deadline.kind == LAWYER_LAST_DAY, served_on=served_on,
-                          last_day=lawyer_last_day(ctx, issue, served_on), **late_context)
+            text = ctx.render("lawyer_reminder", on_the_day=deadline.kind == LAWYER_LAST_DAY, served_on=served_on,
+                              last_day=lawyer_last_day(ctx, issue, served_on), **late_context)
             note_once(ctx, issue, f"{deadline.kind}/{deadline.id}", text)
             return "rappel C-12 noté"
         if deadline.kind in (JUDGMENT_CHASE, JUDGMENT_ORIGINAL):
             f = ctx.settings.fields
             awaited = f.judgment_service_date if deadline.kind == JUDGMENT_CHASE else f.original_received_date
-            text = render("judgment_reminder", rule=deadline.rule, judged_on=issue.date_field(f.judgment_date),
-                          awaited=awaited, **late_context)
+            text = ctx.render("judgment_reminder", rule=deadline.rule, judged_on=issue.date_field(f.judgment_date),
+                              awaited=awaited, **late_context)
             note_once(ctx, issue, f"{deadline.kind}/{deadline.id}", text,
                       assign_to=ctx.principal(ctx.settings.routing.litigation_group))
             return f"relance {deadline.rule} notée, ticket au contentieux"
         if deadline.kind == EXECUTION_REVIEW:
             next_on = review_due_on(ctx, issue, max(paris_date(deadline.due_at), paris_date(ctx.clock.now())))
             note_once(ctx, issue, f"{deadline.kind}/{deadline.id}",
-                      render("execution_review", next_on=next_on, **late_context))
+                      ctx.render("execution_review", next_on=next_on, **late_context))
             return f"revue C-26 demandée, prochaine le {next_on:%d/%m/%Y}"
         raise ValueError(f"échéance de type inconnu : {deadline.kind}")
 
@@ -160,24 +159,24 @@ def record_dates(ctx: Context, issue: Issue) -> list[str]:
         requested_on = issue.date_field(f.provision_request_date)
         if requested_on:  # C-13
             due_on = provision_due_on(ctx, requested_on)
-            text = render("provision_requested", requested_on=requested_on, due_on=due_on,
-                          days=d.provision_days, provision=ctx.settings.procedure.assignation_cost_eur)
+            text = ctx.render("provision_requested", requested_on=requested_on, due_on=due_on,
+                              days=d.provision_days, provision=ctx.settings.procedure.assignation_cost_eur)
             if note_once(ctx, issue, f"C-13/provision/{requested_on}", text):
                 done.append(f"provision demandée, échéance J+{d.provision_days} le {due_on:%d/%m/%Y}")
             received_on = issue.date_field(f.funds_received_date)
             if received_on:  # C-14
                 fired = service.fired_kinds(ctx.db, issue.id).get(PROVISION)
                 loss = _mandate_loss_ticket(ctx, issue) if fired else None
-                text = render("funds_received", in_time=received_on <= due_on, received_on=received_on,
-                              due_on=due_on, mandate_loss_id=loss.id if loss else None)
+                text = ctx.render("funds_received", in_time=received_on <= due_on, received_on=received_on,
+                                  due_on=due_on, mandate_loss_id=loss.id if loss else None)
                 if note_once(ctx, issue, f"C-14/fonds/{requested_on}/{received_on}", text):
                     done.append("réception des fonds notée")
         served_on = issue.date_field(f.service_date)
         if served_on:  # C-12
             months, lease = lawyer_months(ctx, issue)
             last_day = lawyer_last_day(ctx, issue, served_on)
-            text = render("service_recorded", served_on=served_on, last_day=last_day, months=months, lease=lease,
-                          reminder_on=last_day - timedelta(days=d.lawyer_reminder_days_before))
+            text = ctx.render("service_recorded", served_on=served_on, last_day=last_day, months=months, lease=lease,
+                              reminder_on=last_day - timedelta(days=d.lawyer_reminder_days_before))
             if note_once(ctx, issue, f"C-12/signification/{served_on}/{months}", text):
                 done.append(f"avocat à mandater avant le {last_day:%d/%m/%Y}")
     elif issue.tracker == t.assignation:
@@ -186,13 +185,13 @@ def record_dates(ctx: Context, issue: Issue) -> list[str]:
             mandate = issue.field(f.mandate_number)
             task, _ = ensure_ticket(ctx, f"C-18/information-jugement/{issue.id}/{judged_on}", NewIssue(
                 tracker=t.task, subject=f"Informer le propriétaire du jugement — assignation #{issue.id}",
-                description=render("judgment_owner_task", judged_on=judged_on, assignation_id=issue.id,
-                                   mandate_number=mandate),
+                description=ctx.render("judgment_owner_task", judged_on=judged_on, assignation_id=issue.id,
+                                       mandate_number=mandate),
                 parent_id=issue.id, assigned_to_id=gestionnaire_of(ctx, register_of(ctx, mandate)),
                 custom_fields={f.mandate_number: mandate}))
-            text = render("judgment_recorded", judged_on=judged_on, owner_task_id=task.id,
-                          chase_on=judged_on + timedelta(days=d.judgment_chase_days),
-                          original_on=judged_on + timedelta(days=d.judgment_original_days))
+            text = ctx.render("judgment_recorded", judged_on=judged_on, owner_task_id=task.id,
+                              chase_on=judged_on + timedelta(days=d.judgment_chase_days),
+                              original_on=judged_on + timedelta(days=d.judgment_original_days))
             if note_once(ctx, issue, f"C-18/jugement/{judged_on}", text):
                 done.append(f"jugement du {judged_on:%d/%m/%Y} : note et tâche #{task.id}")
     return done
@@ -228,9 +227,9 @@ def _fire_forfeiture(ctx: Context, issue: Issue, deadline: Deadline, late_contex
     loss, _ = ensure_ticket(ctx, f"C-14/perte-de-mandat/{issue.id}", NewIssue(
         tracker=s.trackers.mandate_loss,
         subject=f"Perte de mandat propriétaire – résiliation (20 06 01) — mandat {file.mandate_number}",
-        description=render("mandate_loss", litigation_id=issue.id, mandate_number=file.mandate_number,
-                           owner_ref=file.owner_ref, requested_on=requested_on, days=s.deadlines.provision_days,
-                           due_on=due_on),
+        description=ctx.render("mandate_loss", litigation_id=issue.id, mandate_number=file.mandate_number,
+                               owner_ref=file.owner_ref, requested_on=requested_on, days=s.deadlines.provision_days,
+                               due_on=due_on),
         parent_id=parent.id if parent else None,
         assigned_to_id=gestionnaire,
         custom_fields={f.mandate_number: file.mandate_number}))
@@ -238,8 +237,8 @@ def _fire_forfeiture(ctx: Context, issue: Issue, deadline: Deadline, late_contex
 
     # Recorded for the write-off scan (C-31), with the ticket handed to the gestionnaire, in
     # the note's journal (a gestionnaire Redmine refuses: the litigation group, said there).
-    text = render("forfeiture", days=s.deadlines.provision_days, requested_on=requested_on, filename=filename,
-                  mandate_loss_id=loss.id, **late_context)
+    text = ctx.render("forfeiture", days=s.deadlines.provision_days, requested_on=requested_on, filename=filename,
+                      mandate_loss_id=loss.id, **late_context)
     forfeiture = {f.forfeiture_date: due_on.isoformat()}
     if not note_once(ctx, issue, f"{deadline.kind}/{deadline.id}", text, assign_to=gestionnaire, custom_fields=forfeiture) \
             and issue.value(f.forfeiture_date) != due_on.isoformat():

@@ -9,7 +9,6 @@ from __future__ import annotations
 from app.context import Context
 from app.effects import digest, ensure_ticket, note_once, note_to_author, on_its_own, refusable
 from app.litigation.case import LitigationFile, OpeningAnalysis, analyse_opening, read_litigation_file
-from app.templates import render
 from integrations.redmine.interface import Issue, NewIssue
 
 
@@ -33,7 +32,7 @@ def reconcile_litigation(ctx: Context, issue: Issue) -> str:
 
     file = read_litigation_file(issue, s)
     if not file.complete:
-        text = render("litigation_incomplete", problems=file.problems)
+        text = ctx.render("litigation_incomplete", problems=file.problems)
         if note_to_author(ctx, issue, f"C-4/dossier-incomplet/{digest(file.problems)}", text):
             done.append("dossier incomplet signalé")
         return "; ".join(done) or "dossier incomplet (déjà signalé)"
@@ -53,7 +52,7 @@ def reconcile_litigation(ctx: Context, issue: Issue) -> str:
     task = made("la tâche d'information du propriétaire", f"C-1/information-ouverture/{issue.id}",
                 _owner_task(ctx, file, analysis, gestionnaire))
 
-    text = render(
+    text = ctx.render(
         "litigation_opening_analysis",
         act=analysis.act.value,
         in_premises=file.tenant_in_premises,
@@ -116,19 +115,19 @@ def _find_register(ctx: Context, issue: Issue, number: str, done: list[str]) -> 
     if len(registers) == 1 and not registers[0].closed:
         return registers[0]
     if len(registers) == 1:  # closed: Redmine refuses an open sub-task under it
-        text = render("litigation_closed_register", register_tracker=s.trackers.mandate_register,
-                      register_id=registers[0].id, field=s.fields.mandate_number, mandate_number=number)
+        text = ctx.render("litigation_closed_register", register_tracker=s.trackers.mandate_register,
+                          register_id=registers[0].id, field=s.fields.mandate_number, mandate_number=number)
         if note_to_author(ctx, issue, f"C-9/registre-ferme/{registers[0].id}", text):
             done.append(f"registre #{registers[0].id} du mandat {number} fermé : signalé à l'auteur")
     elif not registers:
-        text = render("litigation_missing_register", register_tracker=s.trackers.mandate_register,
-                      field=s.fields.mandate_number, mandate_number=number)
+        text = ctx.render("litigation_missing_register", register_tracker=s.trackers.mandate_register,
+                          field=s.fields.mandate_number, mandate_number=number)
         if note_to_author(ctx, issue, f"C-9/registre-absent/{digest(number)}", text):
             done.append(f"registre du mandat {number} introuvable : signalé à l'auteur")
     else:
         ids = [r.id for r in registers]
-        text = render("litigation_ambiguous_register", registers=ids, field=s.fields.mandate_number,
-                      mandate_number=number)
+        text = ctx.render("litigation_ambiguous_register", registers=ids, field=s.fields.mandate_number,
+                          mandate_number=number)
         if note_to_author(ctx, issue, f"C-9/registres-multiples/{digest(number, ids)}", text):
             done.append(f"plusieurs registres pour le mandat {number} : signalé à l'auteur")
     return None
@@ -139,7 +138,7 @@ def _funds_request(ctx: Context, file: LitigationFile, analysis: OpeningAnalysis
     return NewIssue(
         tracker=s.trackers.funds_request,
         subject=f"Demande de fonds — contentieux #{file.issue_id} — mandat {file.mandate_number}",
-        description=render(
+        description=ctx.render(
             "funds_request", litigation_id=file.issue_id, mandate_number=file.mandate_number,
             owner_ref=file.owner_ref, act=analysis.act.value, amount=analysis.estimated_cost,
             acts=len(analysis.parties), cost_per_act=analysis.cost_per_act,
@@ -156,7 +155,7 @@ def _owner_task(ctx: Context, file: LitigationFile, analysis: OpeningAnalysis, a
     return NewIssue(
         tracker=s.trackers.task,
         subject=f"Informer le propriétaire — ouverture du contentieux #{file.issue_id}",
-        description=render(
+        description=ctx.render(
             "owner_information_task", litigation_id=file.issue_id, mandate_number=file.mandate_number,
             owner_ref=file.owner_ref, tenant_ref=file.tenant_ref, act=analysis.act.value,
             parties=analysis.parties, estimated_cost=analysis.estimated_cost,

@@ -58,7 +58,6 @@ from app.prevention.phases import (
     plan_schedule,
     run_day,
 )
-from app.templates import render
 from app.text import file_stem, spreadsheet_cell, subject_line
 from integrations.redmine.interface import (
     Issue,
@@ -223,7 +222,7 @@ def _plan_suspends(ctx: Context, steps: _Steps, case: PreventionCase, tenant: Ar
         return True
     steps.attempt(case, tenant, None, RefusedStep.plan_note, lambda: note_once(
         ctx, ctx.redmine.get_issue(case.plan_issue_id), f"P-5/plan-rompu/{case.plan_accepted_on}/{on}",
-        render("prevention_plan_broken", on=on, balance=tenant.balance, allowed=allowed)) or True)
+        ctx.render("prevention_plan_broken", on=on, balance=tenant.balance, allowed=allowed)) or True)
     service.update_case(ctx.db, case.id, plan_broken_on=on)
     return False
 
@@ -341,7 +340,7 @@ def _note_refusals(ctx: Context, run: PreventionRun, files: dict[int, Issue], re
         key = f"P-7/refus/{run.period}/{run.kind.value}/" + digest(
             *[(r.tenant_ref, r.step.value, r.message, r.resolved_at is None, r.issue_id) for r in group])
         refused = [r for r in group if r.resolved_at is None]
-        note_once(ctx, ctx.redmine.get_issue(files[phase].id), key, render(
+        note_once(ctx, ctx.redmine.get_issue(files[phase].id), key, ctx.render(
             "prevention_refusals", today=run.run_on, refused=refused, done=[r for r in group if r.resolved_at],
             steps={r.step.value for r in refused}))
 
@@ -406,10 +405,10 @@ def _call_ticket(ctx: Context, run: PreventionRun, tenant: Arrears, case: Preven
                               NewIssue(
         tracker=s.trackers.prevention_reminder,
         subject=f"Relance téléphonique phase {phase} — {tenant.name} ({tenant.tenant_ref})",
-        description=render("prevention_call", phase=phase, today=run.run_on, tenant=tenant, kind=case.kind.value,
-                           schedule=schedule, accepted_field=f.plan_accepted_date, months_field=f.plan_months,
-                           adviser=s.routing.sector_advisers.get(tenant.sector), unrouted=unrouted,
-                           fallback=s.routing.prevention_group),
+        description=ctx.render("prevention_call", phase=phase, today=run.run_on, tenant=tenant, kind=case.kind.value,
+                               schedule=schedule, accepted_field=f.plan_accepted_date, months_field=f.plan_months,
+                               adviser=s.routing.sector_advisers.get(tenant.sector), unrouted=unrouted,
+                               fallback=s.routing.prevention_group),
         assigned_to_id=assignee,
         custom_fields={k: val for k, val in {
             f.tenant_ref: tenant.tenant_ref, f.owner_ref: tenant.owner_ref, f.mandate_number: tenant.mandate_number,
@@ -431,8 +430,8 @@ def _hand_over(ctx: Context, run: PreventionRun, tenant: Arrears, case: Preventi
     ticket, _ = ensure_ticket(ctx, f"P-12/contentieux/{tenant.tenant_ref}/{case.opened_on}", NewIssue(
         tracker=s.trackers.litigation,
         subject=f"Impayés {tenant.name} ({tenant.tenant_ref}) — transmis par la prévention",
-        description=render("prevention_handover", today=run.run_on, opened_on=case.opened_on, kind=case.kind.value,
-                           tenant=tenant, adviser=s.routing.sector_advisers.get(tenant.sector)),
+        description=ctx.render("prevention_handover", today=run.run_on, opened_on=case.opened_on, kind=case.kind.value,
+                               tenant=tenant, adviser=s.routing.sector_advisers.get(tenant.sector)),
         parent_id=register.id if register else None,
         assigned_to_id=ctx.principal(s.routing.social_litigation_group),
         custom_fields={k: val for k, val in values.items() if val}))
@@ -469,9 +468,9 @@ def _phase_files(ctx: Context, run: PreventionRun, tenants: dict[str, Arrears]) 
         ticket, created = ensure_ticket(ctx, _file_key(run, phase), NewIssue(
             tracker=s.trackers.prevention_file,
             subject=f"Fichier de relance phase {phase} — {run.period} ({len(rows)} locataire(s))",
-            description=render("prevention_file", phase=phase, period=run.period, count=len(rows), today=run.run_on,
-                               csv=f"{stem}.csv", xlsx=f"{stem}.xlsx", letters=f"{stem}-lettres.docx",
-                               reference_until=add_months(run.run_on, s.prevention.reference_months)),
+            description=ctx.render("prevention_file", phase=phase, period=run.period, count=len(rows), today=run.run_on,
+                                   csv=f"{stem}.csv", xlsx=f"{stem}.xlsx", letters=f"{stem}-lettres.docx",
+                                   reference_until=add_months(run.run_on, s.prevention.reference_months)),
             assigned_to_id=ctx.principal(recipients[phase])))
         if not created:  # found by a search (a resumed run), which gives no attachments: read it
             ticket = ctx.redmine.get_issue(ticket.id)
@@ -537,13 +536,13 @@ def reconcile_reminder_ticket(ctx: Context, issue: Issue) -> list[str]:
         reason = f"{months} mensualités demandées, {s.prevention.plan_max_months} au plus"
     key = f"P-5/plan/{accepted_on}/{months}"
     if reason:
-        note_once(ctx, issue, key, render("prevention_plan_refused", reason=reason))
+        note_once(ctx, issue, key, ctx.render("prevention_plan_refused", reason=reason))
         return [f"plan d'apurement refusé : {reason}"]
     if case.plan_issue_id != issue.id or case.plan_accepted_on != accepted_on or case.plan_months != months:
         service.update_case(ctx.db, case.id, plan_issue_id=issue.id, plan_accepted_on=accepted_on, plan_months=months,
                             plan_start_balance=balance, plan_broken_on=None)
     schedule = plan_schedule(balance, months, accepted_on)
-    if note_once(ctx, issue, key, render("prevention_plan_recorded", accepted_on=accepted_on, schedule=schedule,
-                                         balance=balance)):
+    if note_once(ctx, issue, key, ctx.render("prevention_plan_recorded", accepted_on=accepted_on, schedule=schedule,
+                                             balance=balance)):
         return [f"plan d'apurement du {accepted_on:%d/%m/%Y} enregistré ({months} mensualités)"]
     return []

@@ -19,7 +19,6 @@ from app.effects import digest, ensure_ticket, note_once
 from app.legal.flows import gate_allows, report_of
 from app.litigation.case import LitigationFile, read_litigation_file
 from app.litigation.flows import gestionnaire_of, open_register, register_of
-from app.templates import render
 from integrations.redmine.interface import Issue, NewIssue
 
 
@@ -66,8 +65,8 @@ def reconcile_title(ctx: Context, issue: Issue) -> list[str]:
     if not route.injunction and not gate_allows(ctx, issue, report_of(ctx, issue).gate("assignation")):
         return ["assignation bloquée par le contrôle légal (L-3)"]
     title = _open_title(ctx, issue, file, route, key=f"C-11/titre/{issue.id}")
-    text = render("title_route", route=route, title_id=title.id, ceiling=s.procedure.injunction_ceiling_eur,
-                  fees=s.procedure.service_fees_note)
+    text = ctx.render("title_route", route=route, title_id=title.id, ceiling=s.procedure.injunction_ceiling_eur,
+                      fees=s.procedure.service_fees_note)
     note_once(ctx, issue, f"C-11/route/{digest(route)}", text)
     return [f"{'injonction de payer' if route.injunction else 'assignation'} #{title.id}"]
 
@@ -85,7 +84,7 @@ def reconcile_contested_injunction(ctx: Context, injunction: Issue) -> list[str]
         return ["assignation bloquée par le contrôle légal (L-3)"]
     title = _open_title(ctx, litigation, file, route, key=f"C-23/assignation/{injunction.id}")
     note_once(ctx, injunction, f"C-23/contestation/{injunction.id}",
-              render("injunction_contested", assignation_id=title.id))
+              ctx.render("injunction_contested", assignation_id=title.id))
     return [f"injonction contestée : assignation #{title.id}"]
 
 
@@ -95,16 +94,16 @@ def _open_title(ctx: Context, litigation: Issue, file: LitigationFile, route: Ro
     title, _ = ensure_ticket(ctx, key, NewIssue(
         tracker=tracker,
         subject=f"{tracker} — contentieux #{litigation.id} — mandat {file.mandate_number}",
-        description=render("title_ticket", route=route, litigation_id=litigation.id, parties=file.parties,
-                           fees=s.procedure.service_fees_note),
+        description=ctx.render("title_ticket", route=route, litigation_id=litigation.id, parties=file.parties,
+                               fees=s.procedure.service_fees_note),
         parent_id=litigation.id,
         assigned_to_id=ctx.principal(s.routing.litigation_group),
         custom_fields={s.fields.mandate_number: file.mandate_number, s.fields.estimated_cost: str(route.cost)}))
     ensure_ticket(ctx, f"C-13/provision/{title.id}", NewIssue(  # C-13: the owner is asked for the provision
         tracker=s.trackers.task,
         subject=f"Demander la provision au propriétaire — {tracker.lower()} #{title.id}",
-        description=render("provision_task", route=route, title_id=title.id, litigation_id=litigation.id,
-                           field=s.fields.provision_request_date),
+        description=ctx.render("provision_task", route=route, title_id=title.id, litigation_id=litigation.id,
+                               field=s.fields.provision_request_date),
         parent_id=litigation.id,
         assigned_to_id=gestionnaire_of(ctx, register_of(ctx, file.mandate_number)),
         custom_fields={s.fields.mandate_number: file.mandate_number}))

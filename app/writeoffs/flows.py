@@ -20,7 +20,6 @@ from app.deadlines.service import Fired, Wanted
 from app.effects import on_its_own, ensure_ticket, note_once, relate_once
 from app.legal.flows import facts_of
 from app.litigation.flows import gestionnaire_of, register_of
-from app.templates import render
 from app.writeoffs.eligibility import WriteoffAssessment, assess
 from integrations.redmine.interface import Issue, NewIssue
 
@@ -93,14 +92,14 @@ def open_writeoff(ctx: Context, litigation: Issue) -> tuple[Issue, bool]:
         tracker=s.trackers.debt_writeoff,
         subject=f"Annulation dette locataire — dossier {litigation.field(f.tenant_ref)}/{litigation.field(f.owner_ref)}"
                 f" (contentieux #{litigation.id})",
-        description=render("writeoff_ticket", litigation_id=litigation.id, assessment=assessment,
-                           informed_field=f.owner_informed_date, passed_field=f.writeoff_date,
-                           notice_days=s.deadlines.writeoff_notice_days, back_office=s.routing.back_office_group),
+        description=ctx.render("writeoff_ticket", litigation_id=litigation.id, assessment=assessment,
+                               informed_field=f.owner_informed_date, passed_field=f.writeoff_date,
+                               notice_days=s.deadlines.writeoff_notice_days, back_office=s.routing.back_office_group),
         parent_id=register.id if register else None,
         assigned_to_id=gestionnaire_of(ctx, register),
         custom_fields=copied))
     relate_once(ctx, litigation, ticket.id)
-    note_once(ctx, litigation, writeoff_key(litigation.id), render("writeoff_opened", ticket_id=ticket.id))
+    note_once(ctx, litigation, writeoff_key(litigation.id), ctx.render("writeoff_opened", ticket_id=ticket.id))
     return ticket, created
 
 
@@ -115,15 +114,15 @@ def reconcile_writeoff(ctx: Context, issue: Issue) -> list[str]:
     if passed_on:
         gestionnaire = gestionnaire_of(ctx, register_of(ctx, issue.field(f.mandate_number)))
         early = informed_on is not None and passed_on < entries_due_on(ctx, informed_on)
-        text = render("writeoff_passed", passed_on=passed_on, informed_on=informed_on, early=early,
-                      due_on=entries_due_on(ctx, informed_on) if informed_on else None)
+        text = ctx.render("writeoff_passed", passed_on=passed_on, informed_on=informed_on, early=early,
+                          due_on=entries_due_on(ctx, informed_on) if informed_on else None)
         if note_once(ctx, issue, f"C-32/annulation-passee/{passed_on}", text, assign_to=gestionnaire):
             return [f"annulation passée le {passed_on:%d/%m/%Y} : ticket rendu au gestionnaire"]
         return []
     if informed_on:
         due_on = entries_due_on(ctx, informed_on)
-        text = render("writeoff_owner_informed", informed_on=informed_on, due_on=due_on,
-                      days=s.deadlines.writeoff_notice_days, passed_field=f.writeoff_date)
+        text = ctx.render("writeoff_owner_informed", informed_on=informed_on, due_on=due_on,
+                          days=s.deadlines.writeoff_notice_days, passed_field=f.writeoff_date)
         if note_once(ctx, issue, f"C-32/proprietaire-informe/{informed_on}", text,
                      assign_to=ctx.principal(s.routing.back_office_group), start_date=informed_on, due_date=due_on):
             return [f"propriétaire informé le {informed_on:%d/%m/%Y} : back office, échéance le {due_on:%d/%m/%Y}"]
@@ -152,9 +151,9 @@ class WriteoffDeadlines:
         if deadline.kind != ENTRIES:
             raise ValueError(f"échéance de type inconnu : {deadline.kind}")
         s = ctx.settings
-        text = render("writeoff_due", informed_on=issue.date_field(s.fields.owner_informed_date),
-                      days=s.deadlines.writeoff_notice_days, passed_field=s.fields.writeoff_date, late=late,
-                      due_on=paris_date(deadline.due_at), today=paris_date(ctx.clock.now()))
+        text = ctx.render("writeoff_due", informed_on=issue.date_field(s.fields.owner_informed_date),
+                          days=s.deadlines.writeoff_notice_days, passed_field=s.fields.writeoff_date, late=late,
+                          due_on=paris_date(deadline.due_at), today=paris_date(ctx.clock.now()))
         note_once(ctx, issue, f"{deadline.kind}/{deadline.id}", text,
                   assign_to=ctx.principal(s.routing.back_office_group))
         return "délai de 15 jours écoulé : back office relancé"

@@ -169,11 +169,18 @@ def check_settings(spec, problems, infos)
   wanted = spec.fetch('text_format', 'textile') # a schema.json of an older `redmine spec`: Textile
   name = TEXT_FORMATS.fetch(found, found)
   infos << "formatage du texte de Redmine : #{name} (le service écrit en #{TEXT_FORMATS.fetch(wanted, wanted)})"
-  return if found == wanted
+  if found != wanted
+    # The service follows Redmine, not the reverse: changing Redmine's setting would show
+    # every text already written in the office (tickets, wiki) wrongly.
+    problems << "formatage du texte « #{name} » : le service écrit ses notes et descriptions en " \
+                "#{TEXT_FORMATS.fetch(wanted, wanted)}, elles s'afficheraient mal — dans la configuration du service : " \
+                "RECOUVREMENT_REDMINE_TEXT_FORMAT=#{found} (ou redmine_text_format: #{found} dans son fichier)"
+  end
+  return unless found == 'common_mark' && Redmine::Configuration['common_mark_enable_hardbreaks'] == false
 
-  problems << "formatage du texte « #{name} » : le service écrit ses notes et descriptions en " \
-              "#{TEXT_FORMATS.fetch(wanted, wanted)}, elles s'afficheraient mal — Administration › Configuration › " \
-              "Général › Formatage du texte : #{TEXT_FORMATS.fetch(wanted, wanted)}"
+  problems << 'CommonMark sans retours à la ligne (common_mark_enable_hardbreaks: false dans ' \
+              'config/configuration.yml) : les lignes des notes du service se suivraient sur une seule ligne — ' \
+              "l'enlever ou le mettre à true, puis redémarrer Redmine"
 end
 
 def check(spec)
@@ -340,4 +347,8 @@ end
 ensure_member(project, user, service_role)
 
 puts "changements : #{$changes}"
+# Left as the office has it (its texts are written in it): the service is set to it instead.
+puts "formatage du texte : #{TEXT_FORMATS.fetch(Setting.text_formatting.to_s, Setting.text_formatting)} — " \
+     "configurer le service avec RECOUVREMENT_REDMINE_TEXT_FORMAT=#{Setting.text_formatting}"
+puts "TEXT_FORMAT=#{Setting.text_formatting}"
 puts "SERVICE_API_KEY=#{user.api_key}"

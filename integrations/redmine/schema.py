@@ -59,8 +59,8 @@ class RedmineSpec:
     # Issue 15: the core attributes the service sets, by tracker (Redmine's workflow field
     # names; ``status_id``: the service needs the transitions to the closed status there).
     written_attributes: dict[str, list[str]] = field(default_factory=dict)
-    # The text format of the service's notes and descriptions: app.templates.render's default
-    # (no setting chooses another); Redmine's ``text_formatting`` must be the same.
+    # The text format of the service's notes and descriptions (``redmine_text_format``):
+    # Redmine's ``text_formatting`` must be the same (provision.rb --check).
     text_format: str = "textile"
 
     def as_json_dict(self) -> dict:
@@ -181,4 +181,5 @@ def build_spec(settings: Settings) -> RedmineSpec:
             "due_date": [t.fee_cancellation, t.debt_writeoff, t.task],  # C-35, C-32, L-8
             "status_id": [t.task],  # L-8: the CAF task closed when the debt is paid
         },
+        text_format=settings.redmine_text_format,
     )

@@ -82,6 +82,8 @@ def service(admin, clerk, gestionnaire, redmine_env, tmp_path: Path) -> Service:
         "RECOUVREMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "RECOUVREMENT_DATABASE_URL": f"sqlite:///{tmp_path}/recouvrement.db",
         "RECOUVREMENT_PROJECT": project,
+        # Written by scripts/redmine-local.sh from the Redmine's own setting (issue 17).
+        "RECOUVREMENT_REDMINE_TEXT_FORMAT": redmine_env.get("REDMINE_TEXT_FORMAT", "textile"),
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOUVREMENT_")} | values
     settings = Settings(
@@ -90,6 +92,7 @@ def service(admin, clerk, gestionnaire, redmine_env, tmp_path: Path) -> Service:
         webhook_secret=WEBHOOK_SECRET,
         database_url=values["RECOUVREMENT_DATABASE_URL"],
         project=project,
+        redmine_text_format=values["RECOUVREMENT_REDMINE_TEXT_FORMAT"],
     )
     return Service(settings=settings, env=env, project=project)
 

@@ -12,6 +12,8 @@ import os
 import re
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +168,17 @@ def field_visible_only_to(field_name: str, role: str | None) -> None:
 def set_group_assignment(allowed: bool) -> None:
     """Administration › Paramètres › Tickets › « Permettre l'assignation aux groupes »."""
     rails_runner(f"Setting.issue_group_assignment = '{1 if allowed else 0}'")
+
+
+@contextmanager
+def text_formatting(text_format: str) -> Iterator[None]:
+    """Administration › Paramètres › Général › « Formatage du texte » set to ``text_format``
+    for the block (pages are rendered in it when shown), then back to what it was."""
+    before = rails_runner(f"puts Setting.text_formatting; Setting.text_formatting = {json.dumps(text_format)}")
+    try:
+        yield
+    finally:
+        rails_runner(f"Setting.text_formatting = {json.dumps(before.strip().splitlines()[-1])}")
 
 
 def backdate(issue_id: int, days: int) -> None:

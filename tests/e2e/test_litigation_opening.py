@@ -168,7 +168,7 @@ def test_a_missing_custom_field_is_told_on_the_file_and_completes_once_fixed(adm
     service.cli("sync", "--now", "2027-01-04T09:00:00+01:00")
     listing = service.cli("events").stdout
     assert "failed=" not in listing and "pending=1" in listing and "créer la demande de fonds" in listing
-    [note] = [n for n in admin.notes(lit["id"]) if n.startswith("*Étapes refusées par Redmine*")]
+    [note] = [n for n in admin.notes(lit["id"]) if n.split("\n")[0].strip("*") == "Étapes refusées par Redmine"]
     assert "champ personnalisé « Montant à appeler » absent du projet" in note and "administrateur Redmine" in note
 
     [first] = [n for n in admin.notes(lit["id"]) if "Ouverture du contentieux" in n]  # made without it

@@ -283,7 +283,7 @@ def test_a_422_from_redmine_is_told_on_the_file_and_completes_once_the_admin_rel
         [waiting] = wait_for(lambda: [e for e in inbox.list_events(db, EventState.pending) if e.last_error], 120,
                              "événement en attente")
         assert "refusé par Redmine" in waiting.last_error  # tried again by the replica meanwhile, maybe
-        [told] = [n for n in admin.notes(lit["id"]) if n.startswith("*Étapes refusées")]
+        [told] = [n for n in admin.notes(lit["id"]) if n.split("\n")[0].strip("*") == "Étapes refusées par Redmine"]
         assert name in told and "créer la tâche d'information du propriétaire" in told
     finally:
         stop_all([replica], service)
@@ -295,7 +295,7 @@ def test_a_422_from_redmine_is_told_on_the_file_and_completes_once_the_admin_rel
     assert sorted(c["tracker"]["name"] for c in children) == ["Demande de fonds", "Tâche gestionnaire"]
     [task] = [c for c in children if c["tracker"]["name"] == "Tâche gestionnaire"]
     assert f"tâche #{task['id']}" in admin.notes(lit["id"])[-1]  # the analysis, now complete
-    assert len([n for n in admin.notes(lit["id"]) if n.startswith("*Étapes refusées")]) == 1
+    assert len([n for n in admin.notes(lit["id"]) if n.split("\n")[0].strip("*") == "Étapes refusées par Redmine"]) == 1
 
 
 def test_database_restarted_under_load_loses_no_acknowledged_event(service, tmp_path):

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings, strategies as st
 
 from app.litigation.case import Party, PartyRole
-from app.templates import TEXT_FORMATS, WORD_JOINER, escape, render
-from tests.e2e.redmine_admin import rails_runner
+from app.templates import TEMPLATES_DIR, TEXT_FORMATS, WORD_JOINER, escape, markup_for, render
+from tests.e2e.redmine_admin import rails_runner, text_formatting
 from tests.unit.test_texts import HOSTILE, typed
 
 VALUE = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=5)), max_size=6).map("".join)
@@ -69,29 +69,35 @@ class Page(HTMLParser):
 
 
 def folded(text: str) -> str:
-    return " ".join(text.split())
+    return " ".join(text.replace(WORD_JOINER, "").split())
 
 
-def test_hostile_values_show_as_typed_in_a_real_note(admin, service):
+@pytest.mark.parametrize("text_format", TEXT_FORMATS)
+def test_a_real_note_renders_as_intended_in_each_format(admin, service, text_format):
+    """Issue 17: notes rendered for the Redmine's text format, shown on the ticket's page with
+    Redmine set to it: labels in bold (``<strong>``), the parties a list nested in the
+    service's list, the steps an ordered list, and every value shown as typed — no link,
+    image, heading, quote, mention or macro."""
     web = admin.browser("lecteur.pages")
     issue = admin.create_issue(service.project, "Annulation frais", "Textes saisis par des personnes", {})
     redmine = service.context().redmine
 
-    # Bounded: 40 notes and pages (about 20 s); a failure is reported as found (no shrinking).
-    @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck),
+    # Bounded: 15 notes and pages per format; a failure is reported as found (no shrinking).
+    @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck),
               phases=[Phase.explicit, Phase.generate])
     @given(VALUE, VALUE, VALUE, VALUE)
     @example("user:admin", "h1. Titre\nbq. citation\n\n* puce\n> quote\n|a|b|\nwww.example.invalid !http://x.invalid/a.png!",
              "project:gestion r1 #1 [[Page]] {{toc}} \"lien\":http://x.invalid", "@admin jean@example.invalid \u202eabc\u2066")
-    @example("Jean *Dupont*", "fn1. note\np. para\n-- tiret\n# un\n1. deux", "==<b>brut</b>==", "commit:abc source:x ftp://x")
+    @example("Jean *Dupont*", "fn1. note\np. para\n-- tiret\n# un\n1. deux", "==<b>brut</b>==", "`y` \\x commit:abc ftp://x")
     def check(decider, reason, first, second):
         note = "\n\n".join([
-            render("cancellation_refused", decider=decider, reason=reason, round="dg", escalation_field="Escalade DG",
-                   justification_field="Justification", days=8),
-            render("litigation_opening_analysis", act="commandement de payer", in_premises=True,
+            render("cancellation_refused", text_format, decider=decider, reason=reason, round="dg",
+                   escalation_field="Escalade DG", justification_field="Justification", days=8),
+            render("litigation_opening_analysis", text_format, act="commandement de payer", in_premises=True,
                    parties=[Party(first, PartyRole.co_tenant), Party(second, PartyRole.guarantor)],
-                   cost_per_act=Decimal(300), estimated_cost=Decimal(600), debt=None, funds_needed=False, funds_request_id=None,
-                   owner_task_id=4, register_id=1, unassigned_register_group=None)])
+                   cost_per_act=Decimal(300), estimated_cost=Decimal(600), debt=None, funds_needed=False,
+                   funds_request_id=None, owner_task_id=4, register_id=1, unassigned_register_group=None),
+            render("eviction_ticket", text_format, assignation_id=1, order_cost=Decimal(250), force_cost=Decimal(1000))])
         redmine.update_issue(issue["id"], notes=note)
         journal = Page(web.get(f"/issues/{issue['id']}").text).last_note()
 
@@ -101,16 +107,24 @@ def test_hostile_values_show_as_typed_in_a_real_note(admin, service):
         assert folded(refusal.text()) == folded(f"Annulation refusée par {typed(decider)} : {typed(reason)}")
 
         [items, parties] = journal.elements("ul")  # the service's list, the parties nested in it
+        assert parties in items.elements("ul")
         assert len([li for li in items.children if isinstance(li, Node) and li.tag == "li"]) == 6
         assert [folded(li.text()) for li in parties.elements("li")] == [
             folded(f"{typed(first)} (colocataire)"), folded(f"{typed(second)} (caution)")]
         for li in parties.elements("li"):
-            assert {e.tag for e in li.elements()} <= {"br"}
+            assert {e.tag for e in li.elements()} <= {"br", "p"}
+        assert [s.text() for s in items.elements("strong")] == ["commandement de payer", "600,00\u00a0€"]
+
+        [steps] = journal.elements("ol")  # the eviction's three steps
+        assert [folded(li.text())[:20] for li in steps.elements("li")] == [
+            "Commandement de quit", "Si le locataire ne p", "Au départ : renseign"]
+
         assert {a.text() for a in journal.elements("a")} <= {"#1", "#4"}  # the service's own issue links
         assert not {e.tag for e in journal.elements()} & {"img", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
-                                                        "table", "pre", "code", "div", "ol", "span", "del", "ins"}
+                                                        "table", "pre", "code", "div", "span", "del", "ins", "u"}
 
-    check()
+    with text_formatting(text_format):
+        check()
 
 
 FORMATTER_CHECK = """
@@ -142,6 +156,54 @@ def test_values_escaped_for_each_format_pass_its_real_formatter_as_typed(tmp_pat
         assert folded(tree.text().replace(WORD_JOINER, "")) == folded(typed(value)), value
         assert {e.tag for e in tree.elements()} <= {"p", "br"}, (value, result["html"])
         assert not (result["link"] or result["macro"] or result["wiki"]), (value, result)
+
+
+MARKUP_ELEMENTS = {"strong", "em", "ul", "ol", "li"}
+
+
+def skeleton(source: str) -> str:
+    """A template's every line, whatever its conditions: tags dropped, values as « Valeur »."""
+    text = re.sub(r"\{#.*?#\}", "", source, flags=re.DOTALL)
+    lines = [line for line in text.split("\n") if not re.fullmatch(r"\s*(\{%.*?%\}\s*)+", line)]
+    return re.sub(r"\{%.*?%\}", "", re.sub(r"\{\{.*?\}\}", "Valeur", "\n".join(lines)))
+
+
+def structure(node: Node, inside: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    """The page's runs of words, each with the markup elements it is in (paragraphs and
+    breaks aside: a run ends where an element starts or ends)."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    run: list[str] = []
+    for child in [*node.children, None]:
+        if isinstance(child, str):
+            run += child.split()
+        elif child is None or child.tag != "br":
+            if run:
+                found.append((inside, " ".join(run)))
+                run = []
+            if child is not None:
+                found += structure(child, inside + ((child.tag,) if child.tag in MARKUP_ELEMENTS else ()))
+    return found
+
+
+def test_every_template_shows_the_same_in_each_format(tmp_path):
+    """Issue 17: every line of every template, turned into each format by the one rendering
+    layer and through the real Redmine's formatters, gives the same bold, italic, lists and
+    steps with the same words — and no markup left as text (``*``, ``_``, ``#``, ``1.``)."""
+    templates = sorted(TEMPLATES_DIR.glob("*.j2"))
+    items = [{"format": f, "text": skeleton(markup_for(t.read_text(), f, t.name))} for t in templates for f in TEXT_FORMATS]
+    source = tmp_path / "items.json"
+    source.write_text(json.dumps(items))
+    script = tmp_path / "check.rb"
+    script.write_text(FORMATTER_CHECK)
+    results = iter(json.loads(rails_runner(str(script), str(source))))
+    for template in templates:
+        shown = {f: structure(Page(next(results)["html"]).root) for f in TEXT_FORMATS}
+        assert shown["markdown"] == shown["textile"], template.name
+        assert shown["common_mark"] == shown["textile"], template.name
+        words = " ".join(text for _, text in shown["textile"])
+        assert not re.search(r"[*_]|(^|\s)(#|1\.)\s", words), (template.name, words)
+        marked = [inside for inside, _ in shown["textile"] if inside]
+        assert bool(marked) == bool(re.search(r"^(\*|#) |\*\S|_\S", skeleton(template.read_text()), re.M)), template.name
 
 
 def test_values_with_filter_syntax_are_found_in_redmine(admin, service):

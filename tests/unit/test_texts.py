@@ -17,7 +17,9 @@ from app.enforcement.flows import execution_keys, reconcile_judgment
 from app.letters import letter_docx, letter_text
 from app.litigation.case import Party, PartyRole
 from app.prevention import service as prevention
-from app.templates import TEXT_FORMATS, WORD_JOINER, escape, render
+from app.config import Settings
+from app.templates import (TEMPLATES_DIR, TEXT_FORMATS, WORD_JOINER, TemplateMarkupError, escape, markup_for,
+                           render)
 from app.text import clean, field_value, file_stem, identity, spreadsheet_cell, subject_line
 from tests.unit.helpers import add_litigation, add_register, make_context
 from tests.unit.test_prevention import ctx as prevention_ctx  # noqa: F401 (fixture)
@@ -310,3 +312,60 @@ def test_prevention_status_prints_no_terminal_escape_from_the_ledger(prevention_
     finally:
         get_settings.cache_clear()
     assert "LOC[2J9" in output and "\x1b" not in output and not re.search(f"[{BIDI}]", output)
+
+
+@pytest.mark.parametrize(("textile", "markdown"), [
+    ("*Gras* : x", "**Gras** : x"),
+    ("_Italique_ puis *gras*", "*Italique* puis **gras**"),
+    ("* puce", "* puce"),
+    ("** sous-puce", "    * sous-puce"),
+    ("# étape", "1. étape"),
+    ("* Acte : *{{ act }}* ({{ n }})", "* Acte : **{{ act }}** ({{ n }})"),
+    ("Échéance *J+{{ days }} : le {{ on|fr_date }}*.", "Échéance **J+{{ days }} : le {{ on|fr_date }}**."),
+    ("{% if x %}\n*Titre*\n{% endif %}", "{% if x %}\n**Titre**\n{% endif %}"),
+    ("{#- un commentaire \"libre\" : * _ [x] -#}\nTexte #{{ id }} de {{ who|user }}",
+     "{#- un commentaire \"libre\" : * _ [x] -#}\nTexte #{{ id }} de {{ who|user }}"),
+])
+def test_the_templates_markup_in_each_format(textile, markdown):
+    """Issue 17: one source, Redmine's three formats (Markdown and CommonMark read alike here)."""
+    assert markup_for(textile, "textile") == textile
+    assert markup_for(textile, "markdown") == markdown
+    assert markup_for(textile, "common_mark") == markdown
+
+
+@pytest.mark.parametrize("line", [
+    "h1. Titre", "bq. citation", "p. paragraphe", "> citation", "| a | b |", "- tiret", "+ plus", "1. un",
+    "\"lien\":http://x.invalid", "[[Page]]", "`code`", "2 * 3", "mot_à_mot", "<b>gras</b>", "@code@", "x ==brut==",
+    "!image.png!", "%{color:red}rouge%", "a ~ b", "^exposant^", "\\échappé", "{accolade}",
+])
+def test_other_markup_in_a_template_is_refused_naming_it(line):
+    with pytest.raises(TemplateMarkupError, match=r"modele\.j2, ligne 2 : balisage hors du balisage des modèles"):
+        markup_for("*Titre*\n" + line, "textile", "modele.j2")
+
+
+@pytest.mark.parametrize("text_format", TEXT_FORMATS)
+def test_every_template_is_in_the_templates_markup(text_format):
+    for template in sorted(TEMPLATES_DIR.glob("*.j2")):
+        markup_for(template.read_text(), text_format, template.name)
+
+
+def test_values_never_make_markup_whatever_the_format():
+    """A value looking like the templates' markup stays text in the format it is written for."""
+    party = Party("*Jean* _Dupont_\n# un\n** deux", PartyRole.guarantor)
+    for text_format in TEXT_FORMATS:
+        text = render("execution_ticket", text_format, party=party, title_id=12, cost=400)
+        assert "*Jean*" not in text and "_Dupont_" not in text and "\n# " not in text and "\n** " not in text
+        assert "\n* Coût estimé" in text
+
+
+@pytest.mark.parametrize(("text_format", "bold", "name"), [("textile", "*Jugement favorable* :", "&#42;Jean&#42;"),
+                                                           ("common_mark", "**Jugement favorable** :", "\\*Jean\\*")])
+def test_the_service_writes_in_the_redmines_format(tmp_path, text_format, bold, name):
+    """``redmine_text_format``: every note and description the flows write is in it (C-20)."""
+    ctx = make_context(tmp_path, Settings(redmine_text_format=text_format))
+    title = judgment(ctx, [("*Jean* Dupont", "locataire")])
+    reconcile_judgment(ctx, ctx.redmine.get_issue(title.id))
+    [execution] = executions(ctx, title.id)
+    assert "\n* Coût estimé" in execution.description and f"contre {name} Dupont" in execution.description
+    note = ctx.redmine.get_issue(title.id).journals[-1].notes
+    assert note.startswith(bold), note
