@@ -171,7 +171,8 @@ def main() -> None:
     project = f"bench-b2-{uuid.uuid4().hex[:6]}"
     admin.new_project(project, "recouvrement", [clerk, gestionnaire])
     settings = Settings(redmine_url=env["REDMINE_URL"], redmine_api_key=env["REDMINE_SERVICE_KEY"],
-                        webhook_secret=SECRET, project=project)
+                        webhook_secret=SECRET, project=project,
+                        redmine_text_format=env.get("REDMINE_TEXT_FORMAT", "textile"))
 
     by_service = make_files(admin, project, clerk.login, gestionnaire.id)
     by_script = make_files(admin, project, clerk.login, gestionnaire.id)

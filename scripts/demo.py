@@ -54,6 +54,7 @@ def main() -> int:
         "RECOUVREMENT_WEBHOOK_SECRET": secret,
         "RECOUVREMENT_DATABASE_URL": f"sqlite:///{ROOT}/recouvrement-demo.db",
         "RECOUVREMENT_PROJECT": PROJECT,
+        "RECOUVREMENT_REDMINE_TEXT_FORMAT": env.get("REDMINE_TEXT_FORMAT", "textile"),
         "RECOUVREMENT_WORKER__POLL_INTERVAL_SECONDS": "3",
     }
     print(f"recouvrement serve sur http://127.0.0.1:{port} (Redmine : {env['REDMINE_URL']})")
