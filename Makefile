@@ -4,6 +4,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# The local Redmine of `make redmine`, `e2e`, `demo`, `bench` (scripts/redmine-local.sh):
+# 5.0 = Debian 12's packages on this machine; 6.0 = Debian 13's, 6.1 = Debian sid's, each in
+# a Debian root built once under /var/tmp/recouvrement-redmine-VERSION (a few minutes).
+REDMINE_VERSION ?= 5.0
+export REDMINE_VERSION
 
 .PHONY: demo test unit unit-postgres e2e redmine redmine-stop postgres bench venv clean
 

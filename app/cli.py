@@ -30,7 +30,12 @@ from app.reconciliation.flows import reconcile as reconcile_tracked
 from app.writeoffs import flows as writeoffs_flows
 from integrations.redmine.interface import RedmineError
 from integrations.redmine.schema import build_spec
-from integrations.redmine.script_check import ScriptCheckFailed, how_to_run, run_script_check
+from integrations.redmine.script_check import (
+    ScriptCheckFailed,
+    how_to_run,
+    run_script_check,
+    run_script_check_through,
+)
 
 cli = typer.Typer(help="Recouvrement : procédure de recouvrement des impayés, au côté de Redmine.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -353,10 +358,19 @@ def redmine_check(
         "--redmine-dir", envvar="RECOUVREMENT_REDMINE_DIR",
         help="Racine du Redmine installé sur cette machine (Debian : /usr/share/redmine) : vérifie aussi, par "
              "provision.rb --check, ce que l'API REST ne montre pas")] = None,
+    redmine_runner: Annotated[Optional[str], typer.Option(
+        "--redmine-runner", envvar="RECOUVREMENT_REDMINE_RUNNER",
+        help="Commande qui lance le `rails runner` de Redmine là où il est, au lieu de --redmine-dir (conteneur : "
+             "'docker exec -i redmine bundle exec rails runner' ; autre machine : \"ssh redmine 'cd "
+             "/usr/share/redmine && RAILS_ENV=production bundle exec rails runner'\") : « - » lui est ajouté, et "
+             "provision.rb --check écrit sur son entrée standard")] = None,
 ) -> None:
     """Vérifier que Redmine a chaque tracker, champ et statut nécessaires, et qu'il est
     configuré pour le service (issue 15) : champs visibles et modifiables par son rôle,
     assignation aux groupes, groupes actifs, compte du service actif, formatage du texte."""
+    if redmine_dir and redmine_runner:
+        _fail("--redmine-dir et --redmine-runner s'excluent : le premier pour un Redmine installé sur cette machine, "
+              "le second pour un Redmine ailleurs (conteneur, autre machine)")
     ctx = _context(migrate=False)
     spec = build_spec(ctx.settings)
     role = spec.service_role["name"]
@@ -365,9 +379,10 @@ def redmine_check(
     except RedmineError as exc:
         _fail(str(exc))
     script = None
-    if redmine_dir:
+    if redmine_dir or redmine_runner:
         try:
-            script = run_script_check(spec, redmine_dir)
+            script = (run_script_check(spec, redmine_dir) if redmine_dir
+                      else run_script_check_through(spec, redmine_runner))
         except ScriptCheckFailed as exc:
             for line in report.problems(role):
                 typer.echo(line)

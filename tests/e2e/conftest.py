@@ -17,7 +17,7 @@ from app.config import Settings
 from app.context import Context
 from app.database import Database
 from integrations.redmine.client import RedmineClient
-from tests.e2e.redmine_admin import ROOT, Person, RedmineAdmin, local_redmine_env
+from tests.e2e.redmine_admin import ROOT, Person, RedmineAdmin, local_redmine_env, redmine_local
 
 WEBHOOK_SECRET = "e2e-webhook-secret"
 SERVICE_LOGIN = "recouvrement"
@@ -98,5 +98,6 @@ def service(admin, clerk, gestionnaire, redmine_env, tmp_path: Path) -> Service:
 
 
 def local_redmine(command: str) -> None:
-    subprocess.run([str(ROOT / "scripts" / "redmine-local.sh"), command], check=True, timeout=300,
-                   capture_output=True)
+    """scripts/redmine-local.sh start|stop, for the Redmine of REDMINE_VERSION."""
+    run = redmine_local(command, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]

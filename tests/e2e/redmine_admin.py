@@ -22,11 +22,28 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 
 
+REDMINE_LOCAL = ROOT / "scripts" / "redmine-local.sh"
+
+
+def redmine_version() -> str:
+    """The local Redmine the tests run against: REDMINE_VERSION (5.0, 6.0 or 6.1), as for
+    `make e2e` and scripts/redmine-local.sh, which read it from the environment too."""
+    return os.environ.get("REDMINE_VERSION") or "5.0"
+
+
+def redmine_local(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """scripts/redmine-local.sh ARGS for the chosen version."""
+    env = os.environ | {"REDMINE_VERSION": redmine_version()}
+    return subprocess.run([str(REDMINE_LOCAL), *args], env=env, capture_output=True, text=True, **kwargs)
+
+
 def local_redmine_env() -> dict[str, str]:
-    """REDMINE_URL, REDMINE_ADMIN_KEY, REDMINE_SERVICE_KEY of scripts/redmine-local.sh."""
-    out = subprocess.run([str(ROOT / "scripts" / "redmine-local.sh"), "env"], capture_output=True, text=True)
+    """REDMINE_URL, REDMINE_ADMIN_KEY, REDMINE_SERVICE_KEY, REDMINE_VERSION (Redmine's own,
+    e.g. 6.1.5.stable) and REDMINE_TEXT_FORMAT of scripts/redmine-local.sh."""
+    out = redmine_local("env")
     if out.returncode != 0:
-        raise RuntimeError("Redmine local absent : lancer `make redmine` (scripts/redmine-local.sh up)")
+        raise RuntimeError(f"Redmine local {redmine_version()} absent : lancer `make redmine REDMINE_VERSION="
+                           f"{redmine_version()}` (scripts/redmine-local.sh up)")
     return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
 
 
@@ -134,22 +151,12 @@ class RedmineAdmin:
         return [j["notes"] for j in self.issue(issue_id)["journals"] if j.get("notes")]
 
 
-def _is_file(script: str) -> bool:
-    try:
-        return Path(script).is_file()
-    except OSError:  # Ruby code longer than a file name can be
-        return False
-
-
 def rails_runner(script: str, *args: str) -> str:
     """Ruby inside the local Redmine (what only an admin with a console can do): code, or a
-    file's path. It waits up to 30 s for the SQLite database that Redmine's requests lock
-    (Debian's database.yml sets no busy timeout: "database is locked" at once otherwise)."""
-    env = os.environ | {"BUNDLER_VERSION": "2.3.15", "REDMINE_INSTANCE": "default", "RAILS_ENV": "production"}
-    code = f"load {json.dumps(script)}" if _is_file(script) else script
-    code = f"ActiveRecord::Base.connection.raw_connection.busy_timeout(30_000)\n{code}"
-    run = subprocess.run(["bundle", "exec", "rails", "runner", "-e", "production", code, *args],
-                         cwd="/usr/share/redmine", env=env, capture_output=True, text=True, timeout=300)
+    file's path, through `scripts/redmine-local.sh runner` (the host's Redmine 5.0, or the
+    Debian root of 6.x). It waits up to 30 s for the SQLite database that Redmine's requests
+    lock ("database is locked" at once otherwise)."""
+    run = redmine_local("runner", script, *args, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     return run.stdout
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import uuid
 from dataclasses import dataclass
 
@@ -23,9 +24,11 @@ import pytest
 
 from app.config import Settings
 from tests.e2e.conftest import Service
-from tests.e2e.redmine_admin import RedmineAdmin, rails_runner
+from tests.e2e.redmine_admin import REDMINE_LOCAL, RedmineAdmin, rails_runner, redmine_version
 
 REDMINE_DIR = "/usr/share/redmine"
+# The command that runs the local Redmine's `rails runner` wherever it is (REDMINE_VERSION).
+REDMINE_RUNNER = f"{shlex.quote(str(REDMINE_LOCAL))} runner"
 SERVICE_ROLE = "Automate recouvrement"
 STAFF_ROLE = "Équipe recouvrement"
 # The routing's groups, renamed for this module (setting → default name).
@@ -57,7 +60,12 @@ class Checked:
         return result.returncode, result.stdout.splitlines(), result.stderr
 
     def check_with_script(self) -> tuple[int, list[str], str]:
-        return self.check("--redmine-dir", REDMINE_DIR)
+        """The host's Redmine 5.0 by its directory, as its admin on the Redmine server would;
+        6.x, in a Debian root this machine's `bundle` cannot reach, through the command that
+        runs its `rails runner`, as for a Redmine in a container."""
+        if redmine_version() == "5.0":
+            return self.check("--redmine-dir", REDMINE_DIR)
+        return self.check("--redmine-runner", REDMINE_RUNNER)
 
 
 def _web_settings(admin: RedmineAdmin, login: str, value: str) -> None:
@@ -151,6 +159,16 @@ def test_a_conforming_redmine_is_said_conforming_and_the_script_changes_nothing(
     assert lines[-1].endswith("le reste demande le script de provisionnement (voir la note)")
     [note] = [line for line in lines if line.startswith("note : non vérifiés sans le script")]
     assert "--redmine-dir /usr/share/redmine" in note and "provision.rb /tmp/recouvrement-schema.json --check" in note
+
+
+def test_the_script_through_a_runner_command_checks_as_in_redmines_directory(checked):
+    """`--redmine-runner`: provision.rb and the spec go on the command's standard input (the
+    root of 6.x sees no file of this machine), on every version."""
+    code, lines, stderr = checked.check("--redmine-runner", REDMINE_RUNNER)
+    assert code == 0, "\n".join(lines) + stderr
+    assert lines[-1] == (f"Redmine conforme : projet {checked.project}, 14 trackers "
+                         "(API et script de provisionnement)")
+    assert "information : formatage du texte de Redmine : Textile (le service écrit en Textile)" in lines
 
 
 def test_a_field_hidden_from_the_services_role_is_named(checked):

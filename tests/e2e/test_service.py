@@ -191,7 +191,8 @@ def test_names_from_tickets_render_as_typed_in_redmine(tmp_path):
                   register_id=1, unassigned_register_group=None)
     source = tmp_path / "note.textile"
     source.write_text(text)
-    html = rails_runner(f'print Redmine::WikiFormatting.to_html("textile", File.read("{source}"))')
+    # The file as an argument: the runner copies it where a 6.x Redmine, in its root, sees it.
+    html = rails_runner('print Redmine::WikiFormatting.to_html("textile", File.read(ARGV[0]))', str(source))
 
     import html as html_lib
 

@@ -6,9 +6,11 @@ and through provision.rb --check (its output, canned)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
+import re
 import stat
 import threading
 import time
@@ -33,6 +35,7 @@ from integrations.redmine.script_check import (
     how_to_run,
     parse,
     run_script_check,
+    run_script_check_through,
 )
 
 ROLE = "Automate recouvrement"
@@ -216,6 +219,51 @@ printf 'problème : groupe « DG » sans membre actif\\nvérification : 1 probl�
         run_script_check(spec, str(tmp_path))
 
 
+def _stand_in(tmp_path, body: str) -> str:
+    """An executable that stands for a `rails runner` elsewhere (a container's, another machine's)."""
+    runner = tmp_path / "rails-runner-elsewhere"
+    runner.write_text(f"#!/bin/sh\n{body}\n")
+    runner.chmod(runner.stat().st_mode | stat.S_IEXEC)
+    return str(runner)
+
+
+def test_through_a_runner_the_program_comes_on_its_input_with_the_spec_and_script_inside(tmp_path):
+    """`--redmine-runner`: the command, with `-` added (`rails runner -` reads its program on
+    standard input), is given provision.rb in check mode and the spec inside that program: a
+    container or another machine sees none of this machine's files."""
+    runner = _stand_in(tmp_path, f"""printf '%s\\n' "$@" > {tmp_path}/args; cat > {tmp_path}/program.rb
+printf 'information : formatage du texte de Redmine : Textile (le service écrit en Textile)\\n'
+printf 'problème : groupe « DG » sans membre actif\\nvérification : 1 problème(s)\\n'; exit 1""")
+    spec = build_spec(Settings())
+
+    result = run_script_check_through(spec, f"{runner} exec -i 'redmine server' rails runner")
+    assert result == ScriptCheck(["groupe « DG » sans membre actif"],
+                                 ["formatage du texte de Redmine : Textile (le service écrit en Textile)"])
+    assert (tmp_path / "args").read_text().splitlines() == ["exec", "-i", "redmine server", "rails", "runner", "-"]
+    program = (tmp_path / "program.rb").read_text()
+    spec_data, script = [base64.b64decode(m) for m in re.findall(r"'([A-Za-z0-9+/=]+)'\.unpack1\('m0'\)", program)]
+    assert json.loads(spec_data) == spec.as_json_dict()
+    assert script == PROVISION_SCRIPT.read_bytes()
+    assert "ARGV.replace([recouvrement_spec.path, '--check'])" in program
+    assert str(tmp_path) not in program and str(PROVISION_SCRIPT) not in program  # no path of this machine
+
+
+def test_a_runner_that_fails_or_cannot_start_is_an_error_in_french(tmp_path):
+    spec = build_spec(Settings())
+    failing = _stand_in(tmp_path, "cat >/dev/null; echo 'Error: No such container: redmine' >&2; exit 125")
+    with pytest.raises(ScriptCheckFailed, match=r"code 125\) : Error: No such container: redmine"):
+        run_script_check_through(spec, failing)
+    with pytest.raises(ScriptCheckFailed, match="commande `/nulle/part/docker` introuvable"):
+        run_script_check_through(spec, "/nulle/part/docker exec -i redmine")
+    with pytest.raises(ScriptCheckFailed, match="vide"):
+        run_script_check_through(spec, "  ")
+    with pytest.raises(ScriptCheckFailed, match="illisible"):
+        run_script_check_through(spec, "docker exec 'redmine")
+    silent = _stand_in(tmp_path, "cat >/dev/null; echo 'problème : x'")  # no summary: stopped half-way
+    with pytest.raises(ScriptCheckFailed, match="pas terminé"):
+        run_script_check_through(spec, silent)
+
+
 # --- the command ------------------------------------------------------------------------------
 @pytest.fixture
 def checked(ctx, monkeypatch):
@@ -266,6 +314,23 @@ def test_with_the_script_its_lines_are_merged_and_any_problem_fails(checked, mon
     monkeypatch.setattr(cli_module, "run_script_check", fails)
     result = CliRunner().invoke(cli, ["redmine", "check", "--redmine-dir", "/srv/redmine"])
     assert result.exit_code == 2 and "vérification par le script de provisionnement impossible" in result.stderr
+
+
+def test_the_runner_option_or_its_variable_runs_the_script_through_the_command(checked, monkeypatch):
+    ran = []
+    monkeypatch.setattr(cli_module, "run_script_check_through",
+                        lambda spec, runner: ran.append(runner) or ScriptCheck([], []))
+    checked.redmine.schema_report = report()
+    command = "docker exec -i redmine bundle exec rails runner"
+    result = CliRunner().invoke(cli, ["redmine", "check", "--redmine-runner", command])
+    assert result.exit_code == 0 and "(API et script de provisionnement)" in result.stdout
+    result = CliRunner().invoke(cli, ["redmine", "check"], env={"RECOUVREMENT_REDMINE_RUNNER": command})
+    assert result.exit_code == 0 and ran == [command, command]
+
+    result = CliRunner().invoke(cli, ["redmine", "check", "--redmine-runner", command, "--redmine-dir", "/srv/redmine"])
+    assert result.exit_code == 2 and "--redmine-dir et --redmine-runner s'excluent" in result.stderr
+    assert len(ran) == 2
+    assert "--redmine-runner 'docker exec -i redmine bundle exec rails runner'" in how_to_run()
 
 
 # --- serve and /ready -----------------------------------------------------------------------
