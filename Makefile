@@ -30,11 +30,11 @@ redmine-stop:
 demo: redmine
 	$(PY) scripts/demo.py
 
-# Every test on SQLite, those of several replicas on PostgreSQL; then the unit tests again,
-# wholly on PostgreSQL.
-test: redmine postgres
-	TEST_REQUIRE_POSTGRES=1 $(PY) -m pytest $(PYTEST_ARGS)
-	TEST_REQUIRE_POSTGRES=1 TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest tests/unit $(PYTEST_ARGS)
+# Every test against Redmine 5.0 (SQLite, those of several replicas on PostgreSQL), the
+# end-to-end suite against Redmine 6.1 and 6.0 too, the three at once; then the unit tests
+# wholly on PostgreSQL. One line per part at the end (scripts/test-matrix.sh).
+test: venv postgres
+	PYTHON=$(PY) PYTEST_ARGS="$(PYTEST_ARGS)" TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) scripts/test-matrix.sh
 
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
