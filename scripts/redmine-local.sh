@@ -198,13 +198,16 @@ start() {
        -P "$PIDFILE") </dev/null >"$STATE/server.log" 2>&1 &
   else
     # The root shares the host's network: 127.0.0.1:$p answers on the host.
-    # Puma (Debian's redmine 6 depends on it), one thread, like thin on 5.0. Its default of
-    # 0:5 threads is not safe on one SQLite file: Rails 7.2 begins DEFERRED transactions, so
-    # two threads that read then write fail at once, "database is locked" (a 500), whatever
-    # the timeout; and SQLite's busy timeout waits in C holding Ruby's lock, so a thread
-    # waiting for the database stops the very thread that would release it (30 s, then a
-    # 500). Between processes (a test's `rails runner`, provisioning) database.yml's timeout
-    # is enough. PUMA_MIN/MAX_THREADS are read by Puma as Redmine ships no config/puma.rb.
+    # Puma (Debian's redmine 6 depends on it), one thread, like thin on 5.0: requests are
+    # served one at a time on every version. Its default, 0:5 threads, is not safe on one
+    # SQLite file with Rails 7.2: transactions begin DEFERRED, so two that read then write
+    # fail at once, "database is locked" (a 500), whatever the timeout; and SQLite's busy
+    # timeout waits in C holding Ruby's lock, stopping the very thread that would release
+    # it (Rails 8 changed both). Not seen in the concurrency, replica and polling tests with
+    # 5 threads (no 500), but nothing in them would provoke it reliably. Between
+    # processes (a test's `rails runner`, provisioning) database.yml's timeout is enough.
+    # PUMA_MIN/MAX_THREADS are read by Puma (6.6 on 6.0, 8.0 on 6.1): Redmine ships no
+    # config/puma.rb.
     mount_root
     as_root mkdir -p "$ROOT/tmp/recouvrement"
     (exec setsid chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
