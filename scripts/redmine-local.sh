@@ -241,7 +241,7 @@ rails_runner() { in_redmine bundle exec rails runner -e production "$@"; }
 # arguments are copied into the root (it cannot see the host's paths), and their paths
 # rewritten; standard input, output, error and the exit status are passed through.
 runner() {
-  [ $# -ge 1 ] || { echo "usage: $0 runner CODE_OR_FILE [ARGS...]" >&2; exit 2; }
+  [ $# -ge 1 ] || { echo "usage: $0 runner CODE_OR_FILE|- [ARGS...]" >&2; exit 2; }
   local args=() arg tmp= i=0
   if [ -n "$ROOT" ]; then
     mount_root
@@ -313,5 +313,5 @@ case "${1:-up}" in
   status) if running; then echo "running on http://127.0.0.1:$(port)"; else echo "stopped"; exit 1; fi ;;
   env) cat "$STATE/env" ;;
   runner) shift; runner "$@" ;;
-  *) echo "usage: $0 up|start|stop|status|env|runner CODE_OR_FILE [ARGS...]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|start|stop|status|env|runner CODE_OR_FILE|- [ARGS...]" >&2; exit 2 ;;
 esac
