@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import httpx
@@ -175,6 +176,13 @@ def field_visible_only_to(field_name: str, role: str | None) -> None:
 def set_group_assignment(allowed: bool) -> None:
     """Administration › Paramètres › Tickets › « Permettre l'assignation aux groupes »."""
     rails_runner(f"Setting.issue_group_assignment = '{1 if allowed else 0}'")
+
+
+@cache
+def text_formats_offered() -> tuple[str, ...]:
+    """The text formats this Redmine renders (Debian's 6.x packages have no Markdown: they
+    ship no Redcarpet, and Redmine falls back to plain text)."""
+    return tuple(rails_runner("puts Redmine::WikiFormatting.format_names.to_a.join(' ')").strip().splitlines()[-1].split())
 
 
 @contextmanager

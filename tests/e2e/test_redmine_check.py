@@ -27,6 +27,7 @@ from tests.e2e.conftest import Service
 from tests.e2e.redmine_admin import REDMINE_LOCAL, RedmineAdmin, rails_runner, redmine_version
 
 REDMINE_DIR = "/usr/share/redmine"
+TEXT_FORMAT_NAMES = {"textile": "Textile", "markdown": "Markdown", "common_mark": "CommonMark Markdown"}
 # The command that runs the local Redmine's `rails runner` wherever it is (REDMINE_VERSION).
 REDMINE_RUNNER = f"{shlex.quote(str(REDMINE_LOCAL))} runner"
 SERVICE_ROLE = "Automate recouvrement"
@@ -54,18 +55,25 @@ class Checked:
     field_ids: dict[str, int]
     admin_login: str
 
-    def check(self, *options: str) -> tuple[int, list[str], str]:
-        result = self.service.cli("redmine", "check", *options, check=False)
+    def check(self, *options: str, env: dict[str, str] | None = None) -> tuple[int, list[str], str]:
+        result = self.service.cli("redmine", "check", *options, check=False, env=env)
         assert "Traceback" not in result.stderr, result.stderr
         return result.returncode, result.stdout.splitlines(), result.stderr
 
-    def check_with_script(self) -> tuple[int, list[str], str]:
+    @property
+    def script_options(self) -> tuple[str, str]:
         """The host's Redmine 5.0 by its directory, as its admin on the Redmine server would;
         6.x, in a Debian root this machine's `bundle` cannot reach, through the command that
         runs its `rails runner`, as for a Redmine in a container."""
-        if redmine_version() == "5.0":
-            return self.check("--redmine-dir", REDMINE_DIR)
-        return self.check("--redmine-runner", REDMINE_RUNNER)
+        return ("--redmine-dir", REDMINE_DIR) if redmine_version() == "5.0" else ("--redmine-runner", REDMINE_RUNNER)
+
+    def check_with_script(self) -> tuple[int, list[str], str]:
+        return self.check(*self.script_options)
+
+    @property
+    def text_format(self) -> str:
+        """The name provision.rb gives the Redmine's text format (the service's, here)."""
+        return TEXT_FORMAT_NAMES[self.service.settings.redmine_text_format]
 
 
 def _web_settings(admin: RedmineAdmin, login: str, value: str) -> None:
@@ -123,12 +131,14 @@ end
             "RECOUVREMENT_FIELDS__DEFAULT_JUDGMENT": hidden_field,
             "RECOUVREMENT_FIELDS__ESTIMATED_COST": written_field,
             "RECOUVREMENT_ROUTING__AGENCIES": "[]",
+            "RECOUVREMENT_REDMINE_TEXT_FORMAT": redmine_env.get("REDMINE_TEXT_FORMAT", "textile"),
             **{f"RECOUVREMENT_ROUTING__{setting}": f"{tag} {name}" for setting, name in GROUPS.items()},
         }
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECOUVREMENT_")} | values
         settings = Settings(
             redmine_url=values["RECOUVREMENT_REDMINE_URL"], redmine_api_key=key, project=project,
             database_url=values["RECOUVREMENT_DATABASE_URL"], webhook_secret="e2e-check",
+            redmine_text_format=values["RECOUVREMENT_REDMINE_TEXT_FORMAT"],
             fields={"default_judgment": hidden_field, "estimated_cost": written_field},
             routing={"agencies": [], **{setting.lower(): f"{tag} {name}" for setting, name in GROUPS.items()}})
         yield Checked(Service(settings, env, project), project, service_user.id, service_login, lone.id, active.id,
@@ -149,7 +159,8 @@ def _conforming(checked: Checked) -> None:
     assert code == 0, "\n".join(lines) + stderr
     assert lines[-1] == (f"Redmine conforme : projet {checked.project}, 14 trackers "
                          "(API et script de provisionnement)")
-    assert "information : formatage du texte de Redmine : Textile (le service écrit en Textile)" in lines
+    name = checked.text_format
+    assert f"information : formatage du texte de Redmine : {name} (le service écrit en {name})" in lines
 
 
 def test_a_conforming_redmine_is_said_conforming_and_the_script_changes_nothing(checked):
@@ -168,7 +179,20 @@ def test_the_script_through_a_runner_command_checks_as_in_redmines_directory(che
     assert code == 0, "\n".join(lines) + stderr
     assert lines[-1] == (f"Redmine conforme : projet {checked.project}, 14 trackers "
                          "(API et script de provisionnement)")
-    assert "information : formatage du texte de Redmine : Textile (le service écrit en Textile)" in lines
+    name = checked.text_format
+    assert f"information : formatage du texte de Redmine : {name} (le service écrit en {name})" in lines
+
+
+def test_a_service_writing_in_another_text_format_is_told_how_to_follow_redmine(checked, redmine_env):
+    """Issue 17: the service set to another format than Redmine's: a problem, exit 2, and the
+    fix on the service's side (switching Redmine would show the office's own texts wrongly)."""
+    found = redmine_env.get("REDMINE_TEXT_FORMAT", "textile")
+    other = "textile" if found != "textile" else "common_mark"
+    code, lines, _ = checked.check(*checked.script_options, env={"RECOUVREMENT_REDMINE_TEXT_FORMAT": other})
+    assert code == 2
+    [problem] = [line for line in lines if line.startswith("formatage du texte «")]
+    assert problem.endswith(f"dans la configuration du service : RECOUVREMENT_REDMINE_TEXT_FORMAT={found} "
+                            f"(ou redmine_text_format: {found} dans son fichier)")
 
 
 def test_a_field_hidden_from_the_services_role_is_named(checked):
