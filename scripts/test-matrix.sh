@@ -26,10 +26,12 @@ export TEST_REQUIRE_POSTGRES=1
 part() {  # part NAME LABEL COMMAND...: runs the command, its log in $LOGS/NAME.log
   local name=$1 label=$2; shift 2
   local started=$SECONDS
+  echo "$(date +%T) début : $label"
   "$@" >"$LOGS/$name.log" 2>&1
   local code=$?
   echo "$code $((SECONDS - started))" >"$LOGS/$name.result"
   echo "$label" >"$LOGS/$name.label"
+  echo "$(date +%T) terminé : $label — code $code en $((SECONDS - started)) s"  # progress on CI's screen
   return "$code"
 }
 
