@@ -27,8 +27,9 @@ templates (Textile)    Markdown            CommonMark
 =====================  ==================  ==========================
 
 A line break inside a paragraph is a line break in the three (Redmine sets Redcarpet's
-``hard_wrap`` and CommonMark's ``hardbreaks``); ``#{{ id }}`` and ``user#N`` are Redmine's
-own links, the same in every format.
+``hard_wrap``, and CommonMark's ``hardbreaks`` unless ``common_mark_enable_hardbreaks`` is
+false in its configuration.yml, which ``provision.rb --check`` reports); ``#{{ id }}`` and
+``user#N`` are Redmine's own links, the same in every format.
 """
 
 from __future__ import annotations
