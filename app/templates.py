@@ -145,13 +145,17 @@ class TemplateMarkupError(ValueError):
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _TAG_MARK = re.compile("\ue000(\\d+)\ue001")
 _LIST_ITEM = re.compile(r"(\*\*|\*|#) (?=\S)")
-# Bold *…* and italic _…_: a pair at a word's edges, as Textile reads it.
-_INLINE = re.compile(r"(?<![\w*])([*_])(?=[^\s*_])(.+?)(?<=[^\s*_])\1(?!\w)")
+# Bold *…* and italic _…_: opened after a space, a "(" or at the line's start and closed
+# before a non-word character, where Textile reads them so (l'*acte* is no bold in Textile).
+_INLINE = re.compile(r"(?<![^\s(])([*_])(?=[^\s*_])(.+?)(?<=[^\s*_])\1(?!\w)")
 _MARKDOWN_LIST = {"*": "* ", "**": "    * ", "#": "1. "}
 _MARKDOWN_INLINE = {"*": "**", "_": "*"}
 # What is markup in one of the formats and not in the templates' markup.
-_OTHER_MARKUP = re.compile(r"[*_`<>\[\]\\|~^@{}\"%]|==|!\S")
-_OTHER_BLOCK = re.compile(r"[A-Za-z]+\d*\.\s|[>|+=-]|\d+[.)]\s")
+# Textile's -del- +ins+ ??cite?? and ABC(abbreviation) included: text elsewhere.
+_OTHER_MARKUP = re.compile(r"[*_`<>\[\]\\|~^@{}\"%]|==|!\S|\?\?|[A-Z]{2,}\(|(?<!\w)[-+]|[-+](?!\w)")
+# Line starts: Textile's blocks (h2. p(classe). bq=.), headings (## x, "# " alone), quotes,
+# tables, Markdown's lists and numbered items, and indented lines (code in CommonMark).
+_OTHER_BLOCK = re.compile(r"[A-Za-z]+\d*(\([^)]*\)|[<>=])*\.(\s|$)|[>|+=-]|\d+[.)](\s|$)|#|\s+\S")
 
 
 def markup_for(source: str, text_format: str, name: str = "<texte>") -> str:
@@ -161,6 +165,8 @@ def markup_for(source: str, text_format: str, name: str = "<texte>") -> str:
     ValueError for an unknown format."""
     if text_format not in TEXT_FORMATS:
         raise ValueError(f"format de texte inconnu : {text_format!r} (attendu : {', '.join(TEXT_FORMATS)})")
+    if re.search(r"\{%-?\s*raw\b", source):  # Redmine's macros {{…}} would run in it, in every format
+        raise TemplateMarkupError(f"{name} : {{% raw %}} hors du balisage des modèles (app/templates.py)")
     tags: list[str] = []
 
     def set_aside(match: re.Match) -> str:

@@ -169,18 +169,29 @@ def check_settings(spec, problems, infos)
   wanted = spec.fetch('text_format', 'textile') # a schema.json of an older `redmine spec`: Textile
   name = TEXT_FORMATS.fetch(found, found)
   infos << "formatage du texte de Redmine : #{name} (le service écrit en #{TEXT_FORMATS.fetch(wanted, wanted)})"
-  if found != wanted
+  offered = Redmine::WikiFormatting.format_names.to_a
+  if !offered.include?(found)
+    # "Aucun", or Markdown where Redcarpet is absent (Debian's Redmine 6): Redmine shows the
+    # source as plain text, entities and asterisks included, whatever the service writes.
+    problems << "formatage du texte « #{name} » : ce Redmine n'a pas de formateur pour lui (il n'offre que " \
+                "#{offered.map { |f| TEXT_FORMATS.fetch(f, f) }.join(', ')}) et montre les notes du service comme " \
+                'texte brut — Administration › Paramètres › Général › Formatage du texte : en choisir un proposé ' \
+                "(CommonMark Markdown, le plus proche de Markdown ; les textes existants s'afficheront selon lui), " \
+                'puis RECOUVREMENT_REDMINE_TEXT_FORMAT au même'
+  elsif found != wanted
     # The service follows Redmine, not the reverse: changing Redmine's setting would show
     # every text already written in the office (tickets, wiki) wrongly.
     problems << "formatage du texte « #{name} » : le service écrit ses notes et descriptions en " \
                 "#{TEXT_FORMATS.fetch(wanted, wanted)}, elles s'afficheraient mal — dans la configuration du service : " \
                 "RECOUVREMENT_REDMINE_TEXT_FORMAT=#{found} (ou redmine_text_format: #{found} dans son fichier)"
   end
-  return unless found == 'common_mark' && Redmine::Configuration['common_mark_enable_hardbreaks'] == false
+  # Redmine breaks CommonMark's lines only when the setting is exactly true (a blank or
+  # quoted value turns it off).
+  return unless found == 'common_mark' && Redmine::Configuration['common_mark_enable_hardbreaks'] != true
 
-  problems << 'CommonMark sans retours à la ligne (common_mark_enable_hardbreaks: false dans ' \
+  problems << 'CommonMark sans retours à la ligne (common_mark_enable_hardbreaks absent de true dans ' \
               'config/configuration.yml) : les lignes des notes du service se suivraient sur une seule ligne — ' \
-              "l'enlever ou le mettre à true, puis redémarrer Redmine"
+              "le mettre à true (ou l'enlever), puis redémarrer Redmine"
 end
 
 def check(spec)
@@ -348,7 +359,12 @@ ensure_member(project, user, service_role)
 
 puts "changements : #{$changes}"
 # Left as the office has it (its texts are written in it): the service is set to it instead.
-puts "formatage du texte : #{TEXT_FORMATS.fetch(Setting.text_formatting.to_s, Setting.text_formatting)} — " \
-     "configurer le service avec RECOUVREMENT_REDMINE_TEXT_FORMAT=#{Setting.text_formatting}"
-puts "TEXT_FORMAT=#{Setting.text_formatting}"
+format = Setting.text_formatting.to_s
+if Redmine::WikiFormatting.format_names.to_a.include?(format)
+  puts "formatage du texte : #{TEXT_FORMATS.fetch(format, format)} — configurer le service avec " \
+       "RECOUVREMENT_REDMINE_TEXT_FORMAT=#{format}"
+else
+  puts "formatage du texte : #{TEXT_FORMATS.fetch(format, format)}, sans formateur dans ce Redmine : en choisir un " \
+       '(Administration › Paramètres › Général), puis vérifier avec `recouvrement redmine check`'
+end
 puts "SERVICE_API_KEY=#{user.api_key}"

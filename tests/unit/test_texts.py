@@ -337,10 +337,24 @@ def test_the_templates_markup_in_each_format(textile, markdown):
     "h1. Titre", "bq. citation", "p. paragraphe", "> citation", "| a | b |", "- tiret", "+ plus", "1. un",
     "\"lien\":http://x.invalid", "[[Page]]", "`code`", "2 * 3", "mot_à_mot", "<b>gras</b>", "@code@", "x ==brut==",
     "!image.png!", "%{color:red}rouge%", "a ~ b", "^exposant^", "\\échappé", "{accolade}",
+    # Textile's nested steps and headings, spans and signatures, shown otherwise elsewhere (issue 17 red team)
+    "## sous-étape", "#  deux espaces", "# ", "  # indenté", "    code", "-barré-", "+inséré+", "??cité??",
+    "CAF(Caisse d'allocations)", "p(note). x", "p=. centré", "h3=. titre", "l'*acte*", "«*gras*»",
 ])
 def test_other_markup_in_a_template_is_refused_naming_it(line):
     with pytest.raises(TemplateMarkupError, match=r"modele\.j2, ligne 2 : balisage hors du balisage des modèles"):
         markup_for("*Titre*\n" + line, "textile", "modele.j2")
+
+
+def test_raw_blocks_are_refused_redmines_macros_would_run_in_them():
+    with pytest.raises(TemplateMarkupError, match="raw"):
+        markup_for("Texte {% raw %}{{toc}}{% endraw %}", "common_mark", "modele.j2")
+
+
+@pytest.mark.parametrize("line", ["J+{{ days }}, ex-huissier, règle C-14, process 20 05 08", "(*gras*) et _ital_.",
+                                  "* #{{ id }} {{ subject }}", "Étapes :", "** {{ a }} : {{ b|eur }}"])
+def test_the_templates_own_text_is_accepted(line):
+    assert markup_for(line, "textile") == line
 
 
 @pytest.mark.parametrize("text_format", TEXT_FORMATS)
