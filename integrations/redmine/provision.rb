@@ -48,6 +48,10 @@ def check_fields(spec, role, trackers, problems)
     end
     written = Array(f['written']).map { |name| trackers[name] }.compact
     check_writable(role, written, field.id.to_s, "champ « #{f['name']} »", problems)
+    next unless f['formatted'] && field.text_formatting != 'full'
+
+    problems << "champ « #{f['name']} » sans mise en forme : le service l'écrit avec gras et listes, qui " \
+                "s'afficheraient tels quels — #{menu} › Formatage du texte : cocher « Formaté »"
   end
 end
 

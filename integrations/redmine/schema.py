@@ -6,7 +6,7 @@ as JSON) creates it, and ``recouvrement redmine check`` verifies it over REST.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from app.config import Settings
 
@@ -44,6 +44,9 @@ class CustomFieldSpec:
     # The trackers on which the service writes it (issue 15): there it must not be read-only
     # for the service's role in the workflow (`redmine check --redmine-dir`, provision.rb --check).
     written: list[str] = field(default_factory=list)
+    # The service writes it in the Redmine's text format (issue 17): its "Formatage du texte"
+    # must be "Formaté" (text_formatting "full"), or the markup shows as typed.
+    formatted: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ def build_spec(settings: Settings) -> RedmineSpec:
         cf(f.overdue, "bool", [t.fee_cancellation]),
         cf(f.owner_informed_date, "date", [t.debt_writeoff]),
         cf(f.writeoff_date, "date", [t.debt_writeoff]),
-        cf(f.legal_check, "text", [t.litigation]),
+        replace(cf(f.legal_check, "text", [t.litigation]), formatted=True),  # app/legal/flows.py legal_text
         cf(f.legal_override, "bool", [t.litigation, t.eviction]),
         cf(f.calendar_zone, "list", [t.litigation], list(v.zones)),
         cf(f.lease_date, "date", [t.litigation]),

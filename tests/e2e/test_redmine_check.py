@@ -195,6 +195,21 @@ def test_a_service_writing_in_another_text_format_is_told_how_to_follow_redmine(
                             f"(ou redmine_text_format: {found} dans son fichier)")
 
 
+def test_the_legal_check_field_without_formatting_is_named(checked):
+    """Issue 17: the "Contrôle légal" field, which the service writes with bold and lists, set
+    to plain text by an administrator: the markup would show as typed."""
+    name = json.dumps(checked.service.settings.fields.legal_check)
+    rails_runner(f"IssueCustomField.find_by!(name: {name}).update!(text_formatting: '')")
+    try:
+        code, lines, _ = checked.check_with_script()
+        assert code == 2
+        assert f"champ « {checked.service.settings.fields.legal_check} » sans mise en forme : le service l'écrit " \
+               "avec gras et listes, qui s'afficheraient tels quels — Administration › Champs personnalisés › " \
+               f"{checked.service.settings.fields.legal_check} › Formatage du texte : cocher « Formaté »" in lines
+    finally:
+        rails_runner(f"IssueCustomField.find_by!(name: {name}).update!(text_formatting: 'full')")
+
+
 def test_a_field_hidden_from_the_services_role_is_named(checked):
     """Issue 15, case 1: a field visible to the staff's role only was read as empty."""
     field = checked.field_ids[checked.hidden_field]
