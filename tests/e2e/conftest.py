@@ -36,7 +36,8 @@ def redmine_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def admin(redmine_env) -> RedmineAdmin:
-    return RedmineAdmin(redmine_env["REDMINE_URL"], redmine_env["REDMINE_ADMIN_KEY"])
+    return RedmineAdmin(redmine_env["REDMINE_URL"], redmine_env["REDMINE_ADMIN_KEY"],
+                        redmine_env.get("REDMINE_TEXT_FORMAT", "textile"))
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ Used by the end-to-end tests and by `make demo`; never by the service itself.
 from __future__ import annotations
 
 import hashlib
+import html
 import hmac
 import json
 import os
@@ -19,6 +20,8 @@ from functools import cache
 from pathlib import Path
 
 import httpx
+
+from app.templates import WORD_JOINER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,8 +59,9 @@ class Person:
 
 
 class RedmineAdmin:
-    def __init__(self, url: str, admin_key: str):
+    def __init__(self, url: str, admin_key: str, text_format: str = "textile"):
         self.url = url.rstrip("/")
+        self.text_format = text_format  # the Redmine's: notes and descriptions are read as shown
         self.http = httpx.Client(base_url=self.url, headers={"X-Redmine-API-Key": admin_key}, timeout=30)
 
     def _call(self, method: str, path: str, as_user: str | None = None, **kwargs) -> dict:
@@ -143,13 +147,27 @@ class RedmineAdmin:
         self.update_issue(issue_id, uploads=[{"token": token, "filename": filename}])
 
     def issue(self, issue_id: int) -> dict:
-        return self._call("GET", f"/issues/{issue_id}.json", params={"include": "journals,children"})["issue"]
+        """The issue, its description and notes as people read them (:func:`as_shown`)."""
+        issue = self._call("GET", f"/issues/{issue_id}.json", params={"include": "journals,children"})["issue"]
+        issue["description"] = as_shown(issue.get("description") or "", self.text_format)
+        for journal in issue.get("journals", []):
+            journal["notes"] = as_shown(journal.get("notes") or "", self.text_format)
+        return issue
 
     def children(self, issue_id: int) -> list[dict]:
         return [self.issue(c["id"]) for c in self.issue(issue_id).get("children", [])]
 
     def notes(self, issue_id: int) -> list[str]:
         return [j["notes"] for j in self.issue(issue_id)["journals"] if j.get("notes")]
+
+
+def as_shown(text: str, text_format: str) -> str:
+    """A Redmine text with people's values as the page shows them: Textile's and Markdown's
+    entities decoded, CommonMark's backslash escapes and word joiners removed
+    (app/templates.py ``escape``); the service's own markup (``*…*``, lists) is left."""
+    if text_format == "common_mark":
+        return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text).replace(WORD_JOINER, "")
+    return html.unescape(text)
 
 
 def rails_runner(script: str, *args: str) -> str:

@@ -4,7 +4,7 @@ Redmine — it appears, updates in place when a date changes, a gate holds the a
 
 from __future__ import annotations
 
-from tests.e2e.redmine_admin import field
+from tests.e2e.redmine_admin import as_shown, field
 from tests.e2e.test_cancellations import edit
 from tests.e2e.test_litigation_opening import open_file
 
@@ -20,13 +20,13 @@ def test_legal_check_updates_in_place_and_the_l3_gate_holds_until_overridden(adm
     edit(admin, lit["id"], clerk, **{"Date du bail": "2024-01-10", "Date de signification": "2025-03-03",
                                       "Zone calendrier": "Moselle (57)"})
     sync(service)
-    check = field(admin.issue(lit["id"]), "Contrôle légal")
+    check = as_shown(field(admin.issue(lit["id"]), "Contrôle légal"), admin.text_format)
     assert "14/04/2025 — clause résolutoire acquise" in check  # L-1: 6 weeks
     assert "L-5 : caution non signifiée au 18/03/2025" in check
 
     edit(admin, lit["id"], clerk, **{"Date de signification": "2025-03-07"})  # + 42 days = Good Friday 18/04
     sync(service)
-    check = field(admin.issue(lit["id"]), "Contrôle légal")
+    check = as_shown(field(admin.issue(lit["id"]), "Contrôle légal"), admin.text_format)
     assert "22/04/2025 — clause résolutoire acquise" in check  # Moselle: Good Friday and Easter Monday
     assert "14/04/2025" not in check
     assert len([n for n in admin.notes(lit["id"]) if "Contrôle légal" in n]) == 0  # in place, not a note

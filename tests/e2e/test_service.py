@@ -56,8 +56,9 @@ def test_serve_refuses_bad_deliveries_and_processes_a_good_one(admin, service, c
     accepted = httpx.post(f"{served}/webhooks/redmine", content=body, headers=headers)
     assert accepted.status_code == 202
 
-    wait_for(lambda: "parent" in admin.issue(lit["id"]) and len(admin.children(lit["id"])) == 2, 60,
-             "traitement du webhook par le service")
+    wait_for(lambda: "parent" in admin.issue(lit["id"]) and len(admin.children(lit["id"])) == 2
+             and any("Ouverture du contentieux" in n for n in admin.notes(lit["id"])), 60,
+             "traitement du webhook par le service")  # the analysis note is written after the children
     assert_opened(admin, lit["id"], reg["id"], gestionnaire, act="commandement de payer", cost="900,00", funds=900)
     def done_listing():
         listing = service.cli("events").stdout
