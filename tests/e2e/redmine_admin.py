@@ -6,7 +6,6 @@ Used by the end-to-end tests and by `make demo`; never by the service itself.
 from __future__ import annotations
 
 import hashlib
-import html
 import hmac
 import json
 import os
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from app.templates import WORD_JOINER
+from tests.texts import as_shown
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,15 +158,6 @@ class RedmineAdmin:
 
     def notes(self, issue_id: int) -> list[str]:
         return [j["notes"] for j in self.issue(issue_id)["journals"] if j.get("notes")]
-
-
-def as_shown(text: str, text_format: str) -> str:
-    """A Redmine text with people's values as the page shows them: Textile's and Markdown's
-    entities decoded, CommonMark's backslash escapes and word joiners removed
-    (app/templates.py ``escape``); the service's own markup (``*…*``, lists) is left."""
-    if text_format == "common_mark":
-        return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text).replace(WORD_JOINER, "")
-    return html.unescape(text)
 
 
 def rails_runner(script: str, *args: str) -> str:

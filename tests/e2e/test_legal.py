@@ -4,7 +4,8 @@ Redmine — it appears, updates in place when a date changes, a gate holds the a
 
 from __future__ import annotations
 
-from tests.e2e.redmine_admin import as_shown, field
+from tests.e2e.redmine_admin import field
+from tests.texts import as_shown
 from tests.e2e.test_cancellations import edit
 from tests.e2e.test_litigation_opening import open_file
 

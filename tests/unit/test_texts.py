@@ -4,7 +4,6 @@ and texts safe in every Redmine text format, in subjects, letters and spreadshee
 from __future__ import annotations
 
 import csv
-import html
 import io
 import re
 from datetime import date
@@ -21,6 +20,7 @@ from app.config import Settings
 from app.templates import (TEMPLATES_DIR, TEXT_FORMATS, WORD_JOINER, TemplateMarkupError, escape, markup_for,
                            render)
 from app.text import clean, field_value, file_stem, identity, spreadsheet_cell, subject_line
+from tests.texts import as_shown
 from tests.unit.helpers import add_litigation, add_register, make_context
 from tests.unit.test_prevention import ctx as prevention_ctx  # noqa: F401 (fixture)
 from tests.unit.test_prevention import line, load, run, tickets
@@ -254,13 +254,6 @@ MARKDOWN_LINE_START = re.compile(r"^(?:[*#>|=\-+_~`]|\d+[.)]|\s)", re.MULTILINE)
 TEXTILE_LINE_START = re.compile(r"^(?:[*#>|=\-+_%^~!\"({\[<]|[A-Za-z]+\d*\S*?\.)", re.MULTILINE)
 
 
-def shown(escaped: str, text_format: str) -> str:
-    """What a reader sees of an escaped value: entities or backslash escapes decoded."""
-    if text_format == "common_mark":
-        return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", escaped).replace(WORD_JOINER, "")
-    return html.unescape(escaped)
-
-
 def typed(value: str) -> str:
     return "\n".join(line.strip() for line in clean(value).split("\n") if line.strip())
 
@@ -270,7 +263,7 @@ def typed(value: str) -> str:
 def test_escaped_values_show_as_typed_and_trigger_nothing(value, text_format):
     escaped = escape(value, text_format)
     expected = typed(value).replace(WORD_JOINER, "") if text_format == "common_mark" else typed(value)
-    assert shown(escaped, text_format) == expected
+    assert as_shown(escaped, text_format) == expected
     assert not re.search(f"[{BIDI}]", escaped)
     if text_format == "common_mark":  # the parser decodes escapes: Redmine sees the text, word joiners in it
         assert not REDMINE_TRIGGERS.search(re.sub(r"\\(.)", r"\1", escaped))
