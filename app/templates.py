@@ -63,6 +63,12 @@ _ASCII_PUNCTUATION = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 WORD_JOINER = "\u2060"
 
 
+def _known(text_format: str) -> None:
+    """Raises ValueError for a format outside ``TEXT_FORMATS``."""
+    if text_format not in TEXT_FORMATS:
+        raise ValueError(f"format de texte inconnu : {text_format!r} (attendu : {', '.join(TEXT_FORMATS)})")
+
+
 def _entity(c: str) -> str:
     return f"&#{ord(c)};"
 
@@ -117,8 +123,7 @@ def escape(value: object, text_format: str = "textile") -> str:
     ``>``, ``|``, ``-``, ``1.``…) is escaped on every line. Textile and Markdown use numeric
     entities (``&#58;``), which both parsers keep and the browser shows as the character.
     Raises ValueError for another format."""
-    if text_format not in _LINE_ESCAPERS:
-        raise ValueError(f"format de texte inconnu : {text_format!r} (attendu : {', '.join(TEXT_FORMATS)})")
+    _known(text_format)
     lines = (line.strip() for line in clean("" if value is None else str(value)).split("\n"))
     return "\n".join(_LINE_ESCAPERS[text_format](line) for line in lines if line)
 
@@ -163,8 +168,7 @@ def markup_for(source: str, text_format: str, name: str = "<texte>") -> str:
     ``text_format`` (one of ``TEXT_FORMATS``); Jinja's tags are left as they are.
     Raises :class:`TemplateMarkupError` (naming ``name`` and the line) for other markup,
     ValueError for an unknown format."""
-    if text_format not in TEXT_FORMATS:
-        raise ValueError(f"format de texte inconnu : {text_format!r} (attendu : {', '.join(TEXT_FORMATS)})")
+    _known(text_format)
     if re.search(r"\{%-?\s*raw\b", source):  # Redmine's macros {{…}} would run in it, in every format
         raise TemplateMarkupError(f"{name} : {{% raw %}} hors du balisage des modèles (app/templates.py)")
     tags: list[str] = []
@@ -225,8 +229,7 @@ def _environment(text_format: str) -> Environment:
 def render(name: str, text_format: str = "textile", **context: object) -> str:
     """A Redmine text (note, description) in ``text_format``: values escaped by :func:`escape`.
     Raises ValueError for an unknown format."""
-    if text_format not in TEXT_FORMATS:
-        raise ValueError(f"format de texte inconnu : {text_format!r} (attendu : {', '.join(TEXT_FORMATS)})")
+    _known(text_format)
     return _environment(text_format).get_template(f"{name}.j2").render(**context).strip()
 
 
